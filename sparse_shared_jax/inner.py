@@ -1,0 +1,505 @@
+"""The inner problem: sparse linear task heads on fixed features.
+
+For every task t (T of them, each with n examples of k features) we solve
+
+    min_{W in R^{k x C}, b in R^C}  (1/n) sum_i loss(W^T z_i + b, y_i)
+                                    + lam_t * penalty(W) + (ridge/2) ||W||_F^2
+
+with jaxopt's accelerated proximal gradient (FISTA). `penalty` is the group
+lasso over feature rows (default) or the element-wise L1 norm. The bias is not
+penalised. The solution is differentiated with respect to the features (and
+lam) implicitly, through the proximal-gradient fixed point, or by unrolling
+the iterations.
+
+Step size. Each task's smooth part is rescaled by 1/L_t, with L_t an upper
+bound on its gradient's Lipschitz constant (computed exactly from the
+features, under stop_gradient), and solved with step 1. Rescaling leaves the
+minimiser unchanged; it gives every task its own optimal step without a line
+search, and makes the fixed-point map jaxopt differentiates (a step of 1) well
+conditioned.
+
+This is the only module that imports jaxopt (archived upstream; 0.8.5 is its
+final release and warns on import).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sparse_shared_jax import losses
+
+with warnings.catch_warnings():
+    warnings.filterwarnings(
+        "ignore", message="JAXopt is no longer maintained", category=DeprecationWarning
+    )
+    import jaxopt
+
+PENALTIES = ("group_lasso", "l1")
+DIFFERENTIATIONS = ("implicit", "unrolled")
+LINEAR_SOLVES = {
+    "gmres": jaxopt.linear_solve.solve_gmres,
+    "bicgstab": jaxopt.linear_solve.solve_bicgstab,
+    "normal_cg": jaxopt.linear_solve.solve_normal_cg,
+}
+# Upper bounds on the curvature of each loss with respect to its outputs.
+_LOSS_CURVATURE = {"squared": 1.0, "logistic": 0.25, "softmax": 0.5}
+
+
+class HeadsSolution(NamedTuple):
+    """Solved task heads and solver diagnostics.
+
+    Attributes:
+      W: [T, k, C] head weights.
+      b: [T, C] head biases.
+      num_iterations: int [T], proximal-gradient iterations used per task.
+      optimality_error: [T], norm of the proximal-gradient mapping at the
+        solution (the gradient norm for a smooth problem; 0 at the optimum).
+      num_active: int [T], number of features (rows of W) a task uses.
+    """
+
+    W: jax.Array
+    b: jax.Array
+    num_iterations: jax.Array
+    optimality_error: jax.Array
+    num_active: jax.Array
+
+
+# ----------------------------------------------------------------------------
+# Proximal operators.
+
+
+def prox_group_lasso_rows(W: jax.Array, threshold: jax.Array) -> jax.Array:
+    """Row-wise group soft-threshold: [..., k, C] -> [..., k, C].
+
+    Row j becomes W_j * max(0, 1 - threshold / ||W_j||): the proximal operator
+    of threshold * group_lasso. `threshold` broadcasts against W[..., 0, 0].
+    """
+    threshold = jnp.asarray(threshold)[..., None, None]
+    norms = losses.row_norms(W)[..., None]  # [..., k, 1]
+    safe_norms = jnp.where(norms > 0, norms, 1.0)
+    return W * jnp.maximum(0.0, 1.0 - threshold / safe_norms)
+
+
+def prox_l1(W: jax.Array, threshold: jax.Array) -> jax.Array:
+    """Element-wise soft-threshold, the proximal operator of threshold * L1."""
+    threshold = jnp.asarray(threshold)[..., None, None]
+    return jnp.sign(W) * jnp.maximum(jnp.abs(W) - threshold, 0.0)
+
+
+_PROX = {"group_lasso": prox_group_lasso_rows, "l1": prox_l1}
+
+
+def _heads_prox(penalty: str):
+    """The jaxopt prox on (W, b): shrinks W, leaves the bias unpenalised."""
+
+    def prox(params, threshold, scaling=1.0):
+        W, b = params
+        return _PROX[penalty](W, threshold * scaling), b
+
+    return prox
+
+
+# ----------------------------------------------------------------------------
+# Smooth part of the objective.
+
+
+def _smooth_objective(params, features, targets, scale, *, loss, ridge):
+    """scale * (mean task loss + ridge/2 ||W||^2) for one task or a batch.
+
+    params: (W [..., k, C], b [..., C]); features [..., n, k]; targets
+    [..., n]; scale [...]. Returns the sum over any leading task axes.
+    """
+    W, b = params
+    outputs = features @ W + b[..., None, :]  # [..., n, C]
+    value = losses.task_loss(outputs, targets, loss)
+    value = value + 0.5 * ridge * jnp.sum(jnp.square(W), axis=(-2, -1))
+    return jnp.sum(scale * value)
+
+
+def lipschitz_constants(features: jax.Array, loss: str, ridge: float) -> jax.Array:
+    """Upper bounds on each task's smooth-gradient Lipschitz constant.
+
+    Args:
+      features: [T, n, k].
+      loss: the task loss name.
+      ridge: the ridge weight on W.
+
+    Returns:
+      [T]: curvature(loss) * lambda_max(A^T A / n) + ridge with A = [Z, 1]
+      (the bias column), exact for 'squared' and an upper bound otherwise.
+    """
+    num_tasks, n, _ = features.shape
+    ones = jnp.ones((num_tasks, n, 1), features.dtype)
+    augmented = jnp.concatenate([features, ones], axis=-1)  # [T, n, k + 1]
+    if n <= augmented.shape[-1]:
+        gram = augmented @ jnp.swapaxes(augmented, -1, -2)  # [T, n, n]
+    else:
+        gram = jnp.swapaxes(augmented, -1, -2) @ augmented  # [T, k + 1, k + 1]
+    top_eigenvalue = jnp.linalg.eigvalsh(gram / n)[..., -1]  # [T]
+    return _LOSS_CURVATURE[loss] * top_eigenvalue + ridge
+
+
+# ----------------------------------------------------------------------------
+# Argument checks (static shapes and, where values are concrete, values).
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _check_arguments(
+    features,
+    targets,
+    lam,
+    *,
+    loss,
+    num_classes,
+    penalty,
+    ridge,
+    maxiter,
+    tol,
+    differentiation,
+    linear_solve,
+):
+    losses.check_loss_name(loss)
+    if features.ndim != 3:
+        raise ValueError(
+            f"features must have shape [T, n, k]; got shape {features.shape}."
+        )
+    if not jnp.issubdtype(features.dtype, jnp.floating):
+        raise ValueError(f"features must be floating point; got {features.dtype}.")
+    if targets.shape != features.shape[:2]:
+        raise ValueError(
+            f"targets must have shape [T, n] = {features.shape[:2]} to match "
+            f"features {features.shape}; got {targets.shape}."
+        )
+    if features.shape[1] < 2:
+        raise ValueError(f"Each task needs n >= 2 examples; got n={features.shape[1]}.")
+    lam_shape = jnp.shape(lam)
+    if lam_shape not in ((), (features.shape[0],)):
+        raise ValueError(
+            f"lam must be a scalar or have shape [T] = ({features.shape[0]},); "
+            f"got shape {lam_shape}."
+        )
+    if _is_concrete(lam) and np.any(np.asarray(lam) < 0):
+        raise ValueError(f"lam must be >= 0; got {lam}.")
+    if loss == "softmax":
+        if num_classes is None or num_classes < 2:
+            raise ValueError(
+                f"loss='softmax' needs num_classes >= 2; got num_classes={num_classes}."
+            )
+        if not jnp.issubdtype(targets.dtype, jnp.integer):
+            raise ValueError(
+                f"loss='softmax' needs integer class ids as targets; got {targets.dtype}."
+            )
+    elif num_classes not in (None, 1):
+        raise ValueError(
+            f"loss={loss!r} has one output per task; num_classes must be None "
+            f"(or 1), got {num_classes}."
+        )
+    if _is_concrete(targets) and loss != "squared":
+        values = np.asarray(targets)
+        upper = num_classes if loss == "softmax" else 2
+        if values.size and (values.min() < 0 or values.max() >= upper):
+            raise ValueError(
+                f"targets for loss={loss!r} must lie in [0, {upper}); got values "
+                f"in [{values.min()}, {values.max()}]."
+            )
+    if penalty not in PENALTIES:
+        raise ValueError(f"penalty must be one of {PENALTIES}, got {penalty!r}.")
+    if ridge < 0:
+        raise ValueError(f"ridge must be >= 0; got {ridge}.")
+    if maxiter < 1:
+        raise ValueError(f"maxiter must be >= 1; got {maxiter}.")
+    if tol <= 0:
+        raise ValueError(f"tol must be > 0; got {tol}.")
+    if differentiation not in DIFFERENTIATIONS:
+        raise ValueError(
+            f"differentiation must be one of {DIFFERENTIATIONS}, got "
+            f"{differentiation!r}."
+        )
+    if linear_solve not in LINEAR_SOLVES:
+        raise ValueError(
+            f"linear_solve must be one of {tuple(LINEAR_SOLVES)}, got {linear_solve!r}."
+        )
+
+
+# ----------------------------------------------------------------------------
+# Shared pieces of the two solvers.
+
+
+def _linear_solver(name, tol, maxiter):
+    solve = LINEAR_SOLVES[name]
+    return functools.partial(solve, tol=tol, maxiter=maxiter)
+
+
+def _initial_heads(features, targets, loss, num_classes, init):
+    """Zero weights and the optimal bias at zero weights, or the user's init."""
+    if init is not None:
+        return tuple(jnp.asarray(x, features.dtype) for x in init)
+    num_tasks, _, k = features.shape
+    num_outputs = num_classes if loss == "softmax" else 1
+    W = jnp.zeros((num_tasks, k, num_outputs), features.dtype)
+    b = losses.optimal_bias_at_zero(targets, loss, num_classes).astype(features.dtype)
+    return W, b
+
+
+def _diagnostics(objective, params, thresholds, *, penalty, unit):
+    """Per-task optimality error and number of active rows, each [T].
+
+    objective: the (rescaled) smooth objective of params = (W [T, k, C],
+    b [T, C]); thresholds [T]: the prox thresholds of the rescaled problem;
+    unit [T]: each task's rescaling factor, divided out so the error is the
+    norm of the proximal-gradient mapping of the original objective.
+    """
+    W, b = params = jax.lax.stop_gradient(params)
+    thresholds = jax.lax.stop_gradient(thresholds)
+    grad_W, grad_b = jax.grad(objective)(params)
+    W_next, b_next = _heads_prox(penalty)((W - grad_W, b - grad_b), thresholds)
+    residual_sq = jnp.sum(jnp.square(W_next - W), axis=(-2, -1)) + jnp.sum(
+        jnp.square(b_next - b), axis=-1
+    )
+    optimality_error = jnp.sqrt(residual_sq) / unit
+    num_active = jnp.sum(losses.row_norms(W) > 0, axis=-1)
+    return jax.lax.stop_gradient((optimality_error, num_active))
+
+
+# ----------------------------------------------------------------------------
+# Independent heads (one problem per task, vectorised over tasks).
+
+
+def solve_heads(
+    features: jax.Array,
+    targets: jax.Array,
+    *,
+    loss: str,
+    lam: jax.Array | float,
+    num_classes: int | None = None,
+    penalty: str = "group_lasso",
+    ridge: float = 1e-4,
+    maxiter: int = 500,
+    tol: float = 1e-5,
+    differentiation: str = "implicit",
+    linear_solve: str = "gmres",
+    linear_solve_tol: float = 1e-6,
+    linear_solve_maxiter: int | None = None,
+    init: tuple[jax.Array, jax.Array] | None = None,
+) -> HeadsSolution:
+    """Solves the sparse heads of T independent tasks on fixed features.
+
+    Args:
+      features: [T, n, k] features of each task's examples.
+      targets: [T, n]: {0, 1} for 'logistic', int class ids in [0, C) for
+        'softmax', floats for 'squared'.
+      loss: 'logistic', 'softmax' or 'squared' (see `losses.task_loss`).
+      lam: scalar or [T], the absolute penalty weight (e.g. alpha *
+        losses.lambda_max(...)). Differentiable.
+      num_classes: C, required for 'softmax'; C = 1 for the other losses.
+      penalty: 'group_lasso' over feature rows or element-wise 'l1' (identical
+        when C = 1).
+      ridge: weight of (ridge/2)||W||^2, a small term for strong convexity.
+      maxiter: maximum proximal-gradient iterations per task.
+      tol: stop when the (scaled) iterate change falls below `tol`.
+      differentiation: 'implicit' (through the fixed point; memory independent
+        of maxiter) or 'unrolled' (backpropagation through all iterations).
+      linear_solve: the implicit-differentiation linear solver, 'gmres'
+        (default), 'bicgstab' or 'normal_cg'.
+      linear_solve_tol: its tolerance. jaxopt's default normal CG with a loose
+        tolerance was measured at 1.6e-3 relative gradient error in float64.
+      linear_solve_maxiter: its iteration cap (None: the solver's default).
+      init: optional warm start (W [T, k, C], b [T, C]); default W = 0 and the
+        optimal bias at W = 0.
+
+    Returns:
+      A HeadsSolution with W [T, k, C], b [T, C] and per-task diagnostics.
+    """
+    features = jnp.asarray(features)
+    targets = jnp.asarray(targets)
+    _check_arguments(
+        features,
+        targets,
+        lam,
+        loss=loss,
+        num_classes=num_classes,
+        penalty=penalty,
+        ridge=ridge,
+        maxiter=maxiter,
+        tol=tol,
+        differentiation=differentiation,
+        linear_solve=linear_solve,
+    )
+    num_tasks = features.shape[0]
+    lam = jnp.broadcast_to(jnp.asarray(lam, features.dtype), (num_tasks,))
+    scale = jax.lax.stop_gradient(1.0 / lipschitz_constants(features, loss, ridge))
+    thresholds = lam * scale  # [T], the prox threshold of the rescaled problem
+
+    solver = jaxopt.ProximalGradient(
+        fun=functools.partial(_smooth_objective, loss=loss, ridge=ridge),
+        prox=_heads_prox(penalty),
+        stepsize=1.0,
+        maxiter=maxiter,
+        tol=tol,
+        acceleration=True,
+        implicit_diff=differentiation == "implicit",
+        implicit_diff_solve=_linear_solver(
+            linear_solve, linear_solve_tol, linear_solve_maxiter
+        ),
+    )
+    init_params = jax.lax.stop_gradient(
+        _initial_heads(features, targets, loss, num_classes, init)
+    )
+
+    def solve_one(params, threshold, task_features, task_targets, task_scale):
+        return solver.run(params, threshold, task_features, task_targets, task_scale)
+
+    (W, b), state = jax.vmap(solve_one)(
+        init_params, thresholds, features, targets, scale
+    )
+    objective = functools.partial(
+        solver.fun, features=features, targets=targets, scale=scale
+    )
+    optimality_error, num_active = _diagnostics(
+        objective, (W, b), thresholds, penalty=penalty, unit=scale
+    )
+    return HeadsSolution(W, b, state.iter_num, optimality_error, num_active)
+
+
+# ----------------------------------------------------------------------------
+# Heads coupled by the feature-sharing regulariser (the 'inner' variant).
+
+
+def _shared_objective(
+    params,
+    features,
+    targets,
+    scale,
+    *,
+    loss,
+    ridge,
+    share_weight,
+    share_variant,
+    share_smoothing,
+):
+    """scale * (mean_t task objective_t + share_weight * sharing entropy)."""
+    num_tasks = features.shape[0]
+    task_part = _smooth_objective(
+        params, features, targets, scale / num_tasks, loss=loss, ridge=ridge
+    )
+    sharing = losses.feature_sharing_entropy(
+        params[0], share_variant, smoothing=share_smoothing
+    )
+    return task_part + scale * share_weight * sharing
+
+
+def solve_heads_shared(
+    features: jax.Array,
+    targets: jax.Array,
+    *,
+    loss: str,
+    lam: jax.Array | float,
+    share_weight: float,
+    share_variant: str = "usage",
+    share_smoothing: float = 1e-3,
+    num_classes: int | None = None,
+    penalty: str = "group_lasso",
+    ridge: float = 1e-4,
+    maxiter: int = 500,
+    tol: float = 1e-5,
+    differentiation: str = "implicit",
+    linear_solve: str = "gmres",
+    linear_solve_tol: float = 1e-6,
+    linear_solve_maxiter: int | None = None,
+    init: tuple[jax.Array, jax.Array] | None = None,
+) -> HeadsSolution:
+    """Solves the T heads jointly with the sharing regulariser inside.
+
+    The 'inner' variant of design/method.md: one problem over all heads,
+
+        min_{W, b}  mean_t [ (1/n) sum_i loss_t + lam_t penalty(W_t)
+                             + (ridge/2) ||W_t||^2 ]
+                    + share_weight * feature_sharing_entropy(W, share_variant).
+
+    The entropy term couples the tasks and is not convex, so the solver finds
+    a stationary point (a fixed point of the proximal-gradient map, which is
+    what implicit differentiation uses). Its gradient is not Lipschitz near
+    all-zero rows, so the step size comes from a backtracking line search on
+    the problem rescaled by T / max_t L_t.
+
+    Args:
+      share_weight: the weight of the sharing entropy (>= 0). With 0 this
+        solves the same problems as `solve_heads`.
+      share_variant: 'usage' or 'per_feature' (`losses.feature_sharing_entropy`).
+      Others: as in `solve_heads`.
+
+    Returns:
+      A HeadsSolution; `num_iterations` is the joint count, repeated per task.
+    """
+    features = jnp.asarray(features)
+    targets = jnp.asarray(targets)
+    _check_arguments(
+        features,
+        targets,
+        lam,
+        loss=loss,
+        num_classes=num_classes,
+        penalty=penalty,
+        ridge=ridge,
+        maxiter=maxiter,
+        tol=tol,
+        differentiation=differentiation,
+        linear_solve=linear_solve,
+    )
+    if share_weight < 0:
+        raise ValueError(f"share_weight must be >= 0; got {share_weight}.")
+    if share_variant not in losses.SHARING_VARIANTS:
+        raise ValueError(
+            f"share_variant must be one of {losses.SHARING_VARIANTS}, got "
+            f"{share_variant!r}."
+        )
+    num_tasks = features.shape[0]
+    lam = jnp.broadcast_to(jnp.asarray(lam, features.dtype), (num_tasks,))
+    largest_lipschitz = jnp.max(lipschitz_constants(features, loss, ridge))
+    scale = jax.lax.stop_gradient(num_tasks / largest_lipschitz)
+    thresholds = lam * scale / num_tasks  # [T]
+
+    solver = jaxopt.ProximalGradient(
+        fun=functools.partial(
+            _shared_objective,
+            loss=loss,
+            ridge=ridge,
+            share_weight=share_weight,
+            share_variant=share_variant,
+            share_smoothing=share_smoothing,
+        ),
+        prox=_heads_prox(penalty),
+        stepsize=0.0,  # backtracking line search
+        maxiter=maxiter,
+        tol=tol,
+        acceleration=True,
+        implicit_diff=differentiation == "implicit",
+        implicit_diff_solve=_linear_solver(
+            linear_solve, linear_solve_tol, linear_solve_maxiter
+        ),
+    )
+    init_params = jax.lax.stop_gradient(
+        _initial_heads(features, targets, loss, num_classes, init)
+    )
+    (W, b), state = solver.run(init_params, thresholds, features, targets, scale)
+    objective = functools.partial(
+        solver.fun, features=features, targets=targets, scale=scale
+    )
+    optimality_error, num_active = _diagnostics(
+        objective,
+        (W, b),
+        thresholds,
+        penalty=penalty,
+        unit=jnp.full((num_tasks,), scale / num_tasks),
+    )
+    num_iterations = jnp.full((num_tasks,), state.iter_num)
+    return HeadsSolution(W, b, num_iterations, optimality_error, num_active)
