@@ -95,11 +95,19 @@ def prox_l1(W: jax.Array, threshold: jax.Array) -> jax.Array:
 _PROX = {"group_lasso": prox_group_lasso_rows, "l1": prox_l1}
 
 
-def _heads_prox(penalty: str):
-    """The jaxopt prox on (W, b): shrinks W, leaves the bias unpenalised."""
+def _heads_prox(penalty: str, loss: str):
+    """The jaxopt prox on (W, b): shrinks W and leaves the bias unpenalised.
+
+    For 'softmax' the logits do not change when the same constant is added to
+    every class's bias, so the bias is kept centred (projected onto sum zero).
+    This removes the flat direction, which otherwise makes the implicit-
+    differentiation linear system singular.
+    """
 
     def prox(params, threshold, scaling=1.0):
         W, b = params
+        if loss == "softmax":
+            b = b - jnp.mean(b, axis=-1, keepdims=True)
         return _PROX[penalty](W, threshold * scaling), b
 
     return prox
@@ -247,10 +255,12 @@ def _initial_heads(features, targets, loss, num_classes, init):
     num_outputs = num_classes if loss == "softmax" else 1
     W = jnp.zeros((num_tasks, k, num_outputs), features.dtype)
     b = losses.optimal_bias_at_zero(targets, loss, num_classes).astype(features.dtype)
+    if loss == "softmax":
+        b = b - jnp.mean(b, axis=-1, keepdims=True)
     return W, b
 
 
-def _diagnostics(objective, params, thresholds, *, penalty, unit):
+def _diagnostics(objective, params, thresholds, *, penalty, loss, unit):
     """Per-task optimality error and number of active rows, each [T].
 
     objective: the (rescaled) smooth objective of params = (W [T, k, C],
@@ -261,7 +271,7 @@ def _diagnostics(objective, params, thresholds, *, penalty, unit):
     W, b = params = jax.lax.stop_gradient(params)
     thresholds = jax.lax.stop_gradient(thresholds)
     grad_W, grad_b = jax.grad(objective)(params)
-    W_next, b_next = _heads_prox(penalty)((W - grad_W, b - grad_b), thresholds)
+    W_next, b_next = _heads_prox(penalty, loss)((W - grad_W, b - grad_b), thresholds)
     residual_sq = jnp.sum(jnp.square(W_next - W), axis=(-2, -1)) + jnp.sum(
         jnp.square(b_next - b), axis=-1
     )
@@ -341,7 +351,7 @@ def solve_heads(
 
     solver = jaxopt.ProximalGradient(
         fun=functools.partial(_smooth_objective, loss=loss, ridge=ridge),
-        prox=_heads_prox(penalty),
+        prox=_heads_prox(penalty, loss),
         stepsize=1.0,
         maxiter=maxiter,
         tol=tol,
@@ -365,7 +375,7 @@ def solve_heads(
         solver.fun, features=features, targets=targets, scale=scale
     )
     optimality_error, num_active = _diagnostics(
-        objective, (W, b), thresholds, penalty=penalty, unit=scale
+        objective, (W, b), thresholds, penalty=penalty, loss=loss, unit=scale
     )
     return HeadsSolution(W, b, state.iter_num, optimality_error, num_active)
 
@@ -477,7 +487,7 @@ def solve_heads_shared(
             share_variant=share_variant,
             share_smoothing=share_smoothing,
         ),
-        prox=_heads_prox(penalty),
+        prox=_heads_prox(penalty, loss),
         stepsize=0.0,  # backtracking line search
         maxiter=maxiter,
         tol=tol,
@@ -499,6 +509,7 @@ def solve_heads_shared(
         (W, b),
         thresholds,
         penalty=penalty,
+        loss=loss,
         unit=jnp.full((num_tasks,), scale / num_tasks),
     )
     num_iterations = jnp.full((num_tasks,), state.iter_num)

@@ -231,6 +231,4 @@ def feature_sharing_entropy(
     if variant == "per_feature":
         q = _normalize(u, axis=0, eps=eps)  # [T, k]
         return -jnp.mean(_entropy(q, axis=0, eps=eps))
-    raise ValueError(
-        f"variant must be one of {SHARING_VARIANTS}, got {variant!r}."
-    )
+    raise ValueError(f"variant must be one of {SHARING_VARIANTS}, got {variant!r}.")

@@ -156,9 +156,7 @@ def test_sharing_entropy_gradient_matches_finite_differences(variant, float64):
         return losses.feature_sharing_entropy(W, variant)
 
     step = 1e-6
-    finite_difference = (f(W + step * direction) - f(W - step * direction)) / (
-        2 * step
-    )
+    finite_difference = (f(W + step * direction) - f(W - step * direction)) / (2 * step)
     np.testing.assert_allclose(
         jnp.vdot(jax.grad(f)(W), direction), finite_difference, rtol=1e-6
     )
