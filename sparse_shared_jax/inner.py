@@ -204,7 +204,8 @@ def _check_arguments(
             )
         if not jnp.issubdtype(targets.dtype, jnp.integer):
             raise ValueError(
-                f"loss='softmax' needs integer class ids as targets; got {targets.dtype}."
+                "loss='softmax' needs integer class ids as targets; got "
+                f"{targets.dtype}."
             )
     elif num_classes not in (None, 1):
         raise ValueError(
