@@ -1,0 +1,53 @@
+"""Ground-truth datasets, task distributions and episode sampling.
+
+from sparse_shared_jax import data
+
+dataset = data.ground_truth("nonlinear_mixing", seed=0)
+sampler = data.EpisodeSampler(
+    dataset, num_tasks=16, support_size=64, query_size=64, label_type="binary"
+)
+episode = sampler(step)  # the same episode for the same (seed, step)
+"""
+
+from sparse_shared_jax.data.dsprites import SyntheticDSprites
+from sparse_shared_jax.data.episodes import Episode, EpisodeSampler, sample_episode
+from sparse_shared_jax.data.ground_truth import (
+    GroundTruthDataset,
+    ground_truth,
+    register_ground_truth,
+    registered_names,
+)
+from sparse_shared_jax.data.nonlinear_mixing import NonlinearMixing
+from sparse_shared_jax.data.shapes3d import SyntheticShapes3D
+from sparse_shared_jax.data.tasks import (
+    LABEL_TYPES,
+    TaskDistribution,
+    Tasks,
+    sample_tasks,
+    task_labels,
+    task_scores,
+)
+
+# Built-in ground-truth datasets.
+register_ground_truth("nonlinear_mixing", NonlinearMixing)
+register_ground_truth("synthetic_shapes3d", SyntheticShapes3D)
+register_ground_truth("synthetic_dsprites", SyntheticDSprites)
+
+__all__ = [
+    "LABEL_TYPES",
+    "Episode",
+    "EpisodeSampler",
+    "GroundTruthDataset",
+    "NonlinearMixing",
+    "SyntheticDSprites",
+    "SyntheticShapes3D",
+    "TaskDistribution",
+    "Tasks",
+    "ground_truth",
+    "register_ground_truth",
+    "registered_names",
+    "sample_episode",
+    "sample_tasks",
+    "task_labels",
+    "task_scores",
+]
