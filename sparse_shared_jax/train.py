@@ -27,6 +27,8 @@ LOSS_OF_LABEL_TYPE = {
     "regression": "squared",
 }
 OPTIMIZERS = ("adam", "adamw")
+# Evaluation episodes use the seed config.seed + _EVAL_SEED_OFFSET.
+_EVAL_SEED_OFFSET = 1_000_003
 
 
 def _require(condition: bool, field: str, requirement: str, value) -> None:
@@ -134,22 +136,30 @@ def make_optimizer(outer: ml_collections.ConfigDict) -> optax.GradientTransforma
 
 
 def make_episode_sampler(
-    config: ml_collections.ConfigDict, dataset: data.GroundTruthDataset
+    config: ml_collections.ConfigDict,
+    dataset: data.GroundTruthDataset,
+    *,
+    correlation: float | None = None,
+    seed: int | None = None,
 ) -> data.EpisodeSampler:
-    """The deterministic (seed, step) -> episode sampler of the run."""
+    """The deterministic (seed, step) -> episode sampler of the run.
+
+    `correlation` and `seed` default to config.data.correlation and
+    config.seed; evaluation overrides them.
+    """
     return data.EpisodeSampler(
         dataset,
         num_tasks=config.episode.num_tasks,
         support_size=config.episode.support_size,
         query_size=config.episode.query_size,
         label_type=config.data.label_type,
-        correlation=config.data.correlation,
+        correlation=config.data.correlation if correlation is None else correlation,
         task_support=config.data.task_support,
         support_prob=config.data.support_prob,
         num_relevant=config.data.num_relevant,
         num_classes=config.data.num_classes,
         snr=config.data.snr,
-        seed=config.seed,
+        seed=config.seed if seed is None else seed,
     )
 
 
@@ -207,17 +217,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             )
 
     final = {f"train/{k}": v for k, v in last_metrics.items()}
-    logging.info("Evaluating on %d uniformly sampled factors", config.eval.num_samples)
     final.update(
         {
             f"eval/{k}": v
-            for k, v in evaluate.disentanglement_metrics(
-                state.params,
-                state.apply_fn,
-                dataset,
-                config.eval.num_samples,
-                config.seed,
-            ).items()
+            for k, v in evaluate_run(config, dataset, state, settings).items()
         }
     )
     final["step"] = config.num_train_steps
@@ -225,6 +228,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         json.dump(final, f, indent=2, sort_keys=True)
     logging.info("Final metrics: %s", _format_metrics(final))
     return final
+
+
+def evaluate_run(
+    config: ml_collections.ConfigDict,
+    dataset: data.GroundTruthDataset,
+    state,
+    settings: bilevel.BilevelSettings,
+) -> dict[str, float]:
+    """Disentanglement metrics and support recovery on uniform factors."""
+    logging.info("Evaluating on %d uniformly sampled factors", config.eval.num_samples)
+    scores, feature_to_factor = evaluate.representation_metrics(
+        state.params, state.apply_fn, dataset, config.eval.num_samples, config.seed
+    )
+    # A held-out episode with independent factors: its own seed stream.
+    held_out = make_episode_sampler(
+        config, dataset, correlation=0.0, seed=config.seed + _EVAL_SEED_OFFSET
+    )(0)
+    scores.update(
+        evaluate.support_recovery_metrics(
+            state.params, state.apply_fn, held_out, settings, feature_to_factor
+        )
+    )
+    return scores
 
 
 def _encoder_options(model: ml_collections.ConfigDict) -> dict:

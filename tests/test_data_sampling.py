@@ -54,7 +54,7 @@ def test_uniform_sampler_has_uniform_independent_marginals():
     np.testing.assert_allclose(rank_correlation, np.eye(3), atol=0.03)
 
 
-@pytest.mark.parametrize("rho", [0.3, 0.6, 0.9])
+@pytest.mark.parametrize("rho", [0.0, 0.3, 0.5, 0.6, 0.9])
 def test_correlated_sampler_rank_correlation_and_uniform_marginals(rho):
     sizes = (8, 10, 12, 15)
     factors = factor_sampling.sample_correlated(
@@ -68,6 +68,7 @@ def test_correlated_sampler_rank_correlation_and_uniform_marginals(rho):
     rank_correlation = stats.spearmanr(factors).statistic
     off_diagonal = rank_correlation[~np.eye(4, dtype=bool)]
     np.testing.assert_allclose(off_diagonal, expected, atol=0.03)
+    np.testing.assert_allclose(off_diagonal, rho, atol=0.05)  # the requested rho
 
 
 @pytest.mark.parametrize("rho", [-0.1, 1.0, 1.5])

@@ -106,6 +106,11 @@ def test_dci_scores_of_hand_computed_importance_matrices():
     factor0 = 1.0 - np.log(2.0) / np.log(3.0)  # column [1/2, 1/2, 0] over 3 codes
     expected = 0.5 * factor0 + 0.5 * 1.0  # both factors carry half the importance
     assert metrics.completeness_score(importance) == pytest.approx(expected)
+    # One code explaining two of K = 3 factors equally: 1 - ln 2 / ln K.
+    shared_code = np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    code0 = 1.0 - np.log(2.0) / np.log(3.0)
+    expected = 0.5 * code0 + 0.5 * 1.0  # both codes carry half the importance
+    assert metrics.disentanglement_score(shared_code) == pytest.approx(expected)
     # A code with no importance has no weight; an all-zero matrix scores 0.
     padded = np.vstack([importance, np.zeros((1, 2))])
     assert metrics.disentanglement_score(padded) == pytest.approx(1.0)
