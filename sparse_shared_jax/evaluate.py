@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -26,59 +27,71 @@ def encode(
     return np.concatenate(codes)
 
 
+@dataclasses.dataclass(frozen=True)
+class RepresentationEvaluation:
+    """Disentanglement scores and what the pictures need.
+
+    Attributes:
+      scores: mcc, dci_disentanglement, dci_completeness,
+        dci_informativeness_test, mig, sap, modularity, explicitness.
+      feature_to_factor: int [k], MCC's feature -> factor matching (-1: none).
+      importance: [k, K] DCI importance matrix.
+      codes: [N, k] the encoded evaluation observations.
+      factor_values: [N, K] their factor values.
+    """
+
+    scores: dict[str, float]
+    feature_to_factor: np.ndarray
+    importance: np.ndarray
+    codes: np.ndarray
+    factor_values: np.ndarray
+
+
 def representation_metrics(
     params: Any,
     apply_fn: ApplyFn,
     dataset: GroundTruthDataset,
     num_samples: int,
     seed: int,
-) -> tuple[dict[str, float], np.ndarray]:
+) -> RepresentationEvaluation:
     """All disentanglement metrics on factors sampled uniformly.
 
     Evaluation always samples factors independently and uniformly, whatever
     correlation the training factors had.
-
-    Returns:
-      (scores, feature_to_factor): scores holds mcc, dci_disentanglement,
-      dci_completeness, dci_informativeness_test, mig, sap, modularity and
-      explicitness; feature_to_factor [k] is MCC's feature -> factor matching
-      (-1: unmatched), for `support_recovery_metrics`.
     """
     rng = np.random.default_rng([seed, 1])
     factors = dataset.sample_factors(num_samples, rng)  # [N, K]
+    factor_values = dataset.factor_values(factors)  # [N, K]
     codes = encode(params, apply_fn, dataset.observations(factors))  # [N, k]
-    mcc, feature_to_factor = metrics.mcc_matching(codes, dataset.factor_values(factors))
-    dci = metrics.dci(codes, factors, seed=seed)
+    mcc, feature_to_factor = metrics.mcc_matching(codes, factor_values)
+    dci = metrics.dci_importance_matrix(codes, factors, seed=seed)
     modularity = metrics.modularity_explicitness(codes, factors, seed=seed)
     scores = {
         "mcc": mcc,
-        "dci_disentanglement": dci["disentanglement"],
-        "dci_completeness": dci["completeness"],
-        "dci_informativeness_test": dci["informativeness_test"],
+        "dci_disentanglement": metrics.disentanglement_score(dci.importance_matrix),
+        "dci_completeness": metrics.completeness_score(dci.importance_matrix),
+        "dci_informativeness_test": dci.informativeness_test,
         "mig": metrics.mig(codes, factors)["discrete_mig"],
         "sap": metrics.sap(codes, factors, seed=seed)["sap_score"],
         "modularity": modularity["modularity_score"],
         "explicitness": modularity["explicitness_score_test"],
     }
-    return {name: float(value) for name, value in scores.items()}, feature_to_factor
+    return RepresentationEvaluation(
+        scores={name: float(value) for name, value in scores.items()},
+        feature_to_factor=feature_to_factor,
+        importance=dci.importance_matrix,
+        codes=codes,
+        factor_values=factor_values,
+    )
 
 
-def support_recovery_metrics(
+def heads_usage(
     params: Any,
     apply_fn: ApplyFn,
     episode: Episode,
     settings: bilevel.BilevelSettings,
-    feature_to_factor: np.ndarray,
-) -> dict[str, float]:
-    """How well the heads' active features recover the tasks' true factors.
-
-    Solves the heads of `episode` (its tasks record their true supports) and
-    compares each task's active features, mapped to factors by
-    `feature_to_factor`, with the factors its label depends on.
-
-    Returns:
-      {'support_precision', 'support_recall', 'support_f1'}.
-    """
+) -> np.ndarray:
+    """Row norms of every task's solved head on `episode`: [T, k]."""
 
     @jax.jit
     def usage(params, episode):
@@ -88,8 +101,23 @@ def support_recovery_metrics(
         heads = bilevel.fit_heads(support, episode.support_y, settings)
         return losses.row_norms(heads.W)  # [T, k]
 
-    activation = np.asarray(usage(params, bilevel.EpisodeBatch.from_episode(episode)))
+    return np.asarray(usage(params, bilevel.EpisodeBatch.from_episode(episode)))
+
+
+def support_recovery_metrics(
+    usage: np.ndarray, true_support: np.ndarray, feature_to_factor: np.ndarray
+) -> dict[str, float]:
+    """How well the heads' active features recover the tasks' true factors.
+
+    Args:
+      usage: [T, k] row norms of the solved heads (`heads_usage`).
+      true_support: bool [T, K], the factors each task's label depends on.
+      feature_to_factor: int [k], the feature -> factor matching.
+
+    Returns:
+      {'support_precision', 'support_recall', 'support_f1'}.
+    """
     recovery = metrics.support_recovery(
-        activation, episode.tasks.support, feature_to_factor=feature_to_factor
+        usage, true_support, feature_to_factor=feature_to_factor
     )
     return {f"support_{name}": recovery[name] for name in ("precision", "recall", "f1")}

@@ -6,6 +6,8 @@
 The config is locked: overriding a field that does not exist is an error.
 """
 
+import logging as logging_std
+
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -20,9 +22,17 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and result
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+class _QuietLibraries(logging_std.Filter):
+    """Drops the INFO chatter of orbax (one dozen lines per checkpoint)."""
+
+    def filter(self, record: logging_std.LogRecord) -> bool:
+        return record.levelno >= logging_std.WARNING or "orbax" not in record.pathname
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.get_absl_handler().addFilter(_QuietLibraries())
     logging.info("JAX devices: %s", jax.devices())
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 

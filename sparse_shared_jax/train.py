@@ -1,131 +1,39 @@
 """The training loop: train_and_evaluate(config, workdir).
 
-Samples episodes from a ground-truth dataset, runs the jitted outer step
-(bilevel.train_step) and, at the end, evaluates the representation with the
-disentanglement metrics on uniformly sampled factors. The final metrics are
-returned and written to `workdir/metrics.json`.
+Samples episodes from a ground-truth dataset (a deterministic function of
+the seed and the step, so a resumed run sees the same data order), runs the
+jitted outer step, logs scalars, evaluates the representation periodically,
+checkpoints with orbax and resumes from the latest checkpoint. At the end it
+evaluates on uniformly sampled factors, draws the pictures and writes the
+final metrics to `workdir/metrics.json`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 
 import jax
 import ml_collections
+import numpy as np
 import optax
 from absl import logging
 
-from sparse_shared_jax import bilevel, data, evaluate, models
+from sparse_shared_jax import (
+    bilevel,
+    checkpoints,
+    data,
+    evaluate,
+    models,
+    plots,
+    scalar_logs,
+)
+from sparse_shared_jax.config_validation import bilevel_settings, validate_config
 
-# The inner task loss of each label type of the task distribution.
-LOSS_OF_LABEL_TYPE = {
-    "binary": "logistic",
-    "multiclass": "softmax",
-    "regression": "squared",
-}
-OPTIMIZERS = ("adam", "adamw")
+PICTURES_DIR = "pictures"
 # Evaluation episodes use the seed config.seed + _EVAL_SEED_OFFSET.
 _EVAL_SEED_OFFSET = 1_000_003
-
-
-def _require(condition: bool, field: str, requirement: str, value) -> None:
-    if not condition:
-        raise ValueError(f"config.{field} must be {requirement}; got {value!r}.")
-
-
-def validate_config(config: ml_collections.ConfigDict) -> None:
-    """Checks the values the loop reads, before anything is compiled.
-
-    Raises:
-      ValueError: naming the config field, the allowed range and the value.
-    """
-    _require(
-        config.num_train_steps >= 0, "num_train_steps", ">= 0", config.num_train_steps
-    )
-    _require(
-        config.log_every_steps >= 1, "log_every_steps", ">= 1", config.log_every_steps
-    )
-    _require(
-        config.data.name in data.registered_names(),
-        "data.name",
-        f"one of {data.registered_names()}",
-        config.data.name,
-    )
-    _require(
-        config.data.label_type in LOSS_OF_LABEL_TYPE,
-        "data.label_type",
-        f"one of {tuple(LOSS_OF_LABEL_TYPE)}",
-        config.data.label_type,
-    )
-    _require(
-        0.0 <= config.data.correlation < 1.0,
-        "data.correlation",
-        "in [0, 1)",
-        config.data.correlation,
-    )
-    _require(
-        config.model.name in models.ENCODERS,
-        "model.name",
-        f"one of {tuple(models.ENCODERS)}",
-        config.model.name,
-    )
-    _require(
-        config.model.num_features >= 1,
-        "model.num_features",
-        ">= 1",
-        config.model.num_features,
-    )
-    for field in ("num_tasks", "support_size", "query_size"):
-        value = config.episode[field]
-        _require(value >= 1, f"episode.{field}", ">= 1", value)
-    _require(
-        config.outer.optimizer in OPTIMIZERS,
-        "outer.optimizer",
-        f"one of {OPTIMIZERS}",
-        config.outer.optimizer,
-    )
-    _require(
-        config.outer.learning_rate > 0,
-        "outer.learning_rate",
-        "> 0",
-        config.outer.learning_rate,
-    )
-    _require(
-        config.eval.num_samples >= 10,
-        "eval.num_samples",
-        ">= 10",
-        config.eval.num_samples,
-    )
-    try:
-        bilevel_settings(config)
-    except ValueError as error:
-        raise ValueError(f"Invalid inner/share config: {error}") from error
-
-
-def bilevel_settings(config: ml_collections.ConfigDict) -> bilevel.BilevelSettings:
-    """The static settings of the outer step, from config.inner and config.share."""
-    loss = LOSS_OF_LABEL_TYPE[config.data.label_type]
-    return bilevel.BilevelSettings(
-        loss=loss,
-        num_classes=config.data.num_classes if loss == "softmax" else None,
-        normalization=config.inner.normalization,
-        lambda_mode=config.inner.lambda_mode,
-        alpha=config.inner.alpha,
-        penalty=config.inner.penalty,
-        ridge=config.inner.ridge,
-        maxiter=config.inner.maxiter,
-        tol=config.inner.tol,
-        differentiation=config.inner.differentiation,
-        linear_solve=config.inner.linear_solve,
-        linear_solve_tol=config.inner.linear_solve_tol,
-        share_weight=config.share.weight,
-        share_variant=config.share.variant,
-        share_placement=config.share.placement,
-        share_smoothing=config.share.smoothing,
-    )
 
 
 def make_optimizer(outer: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -163,98 +71,203 @@ def make_episode_sampler(
     )
 
 
-def _format_metrics(metrics: dict[str, float]) -> str:
+class NonFiniteLossError(FloatingPointError):
+    """The outer loss became NaN or infinite."""
+
+
+class _LossGuard:
+    """Collects per-step losses on device; checks them in one transfer.
+
+    Checking every step would force a device->host sync per step; instead the
+    loop checks at each log and before each checkpoint, and names the first
+    bad step.
+    """
+
+    def __init__(self):
+        self._pending: list[tuple[int, jax.Array]] = []
+
+    def add(self, step: int, loss: jax.Array) -> None:
+        self._pending.append((step, loss))
+
+    def check(self, last_good_checkpoint: str) -> None:
+        steps = [step for step, _ in self._pending]
+        values = np.asarray(jax.device_get([loss for _, loss in self._pending]))
+        self._pending.clear()
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise NonFiniteLossError(
+                f"The outer loss is {values[bad[0]]} at step {steps[bad[0]]}; "
+                f"training stopped. Last good checkpoint: {last_good_checkpoint}. "
+                "Lower outer.learning_rate or inner.alpha, or check the data."
+            )
+
+
+def _format(metrics: dict[str, float]) -> str:
     return " ".join(f"{name}={value:.4g}" for name, value in sorted(metrics.items()))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Trains the encoder as `config` describes and evaluates it.
+    """Trains the encoder as `config` describes, resuming from `workdir`.
 
     Args:
       config: an experiment config (see experiments/).
-      workdir: directory for everything the run writes.
+      workdir: directory for everything the run writes; if it holds
+        checkpoints of the same experiment, training resumes from the latest.
 
     Returns:
       The final metrics (also written to `workdir/metrics.json`).
     """
     validate_config(config)
     os.makedirs(workdir, exist_ok=True)
+    checkpoints.check_workdir_config(workdir, config)
     settings = bilevel_settings(config)
     dataset = data.ground_truth(config.data.name, **config.data.options.to_dict())
     sampler = make_episode_sampler(config, dataset)
     encoder = models.get_encoder(
-        config.model.name, config.model.num_features, **_encoder_options(config.model)
+        config.model.name, config.model.num_features, **config.model.options.to_dict()
     )
-    example = sampler(0).support_x[0]  # [n_s, *obs]
     state = bilevel.create_train_state(
-        encoder, jax.random.key(config.seed), example, make_optimizer(config.outer)
+        encoder,
+        jax.random.key(config.seed),
+        sampler(0).support_x[0],  # example inputs [n_s, *obs]
+        make_optimizer(config.outer),
     )
-    train_step = jax.jit(bilevel.train_step, static_argnums=2, donate_argnums=0)
-
-    logging.info("Training for %d steps; workdir %s", config.num_train_steps, workdir)
-    start = time.perf_counter()
-    last_metrics: dict[str, float] = {}
-    for step in range(config.num_train_steps):
-        episode = bilevel.EpisodeBatch.from_episode(sampler(step))
-        state, step_metrics = train_step(state, episode, settings)
-        is_last = step + 1 == config.num_train_steps
-        if (step + 1) % config.log_every_steps == 0 or is_last:
-            last_metrics = {k: float(v) for k, v in step_metrics.items()}
-            if not math.isfinite(last_metrics["loss"]):
-                raise FloatingPointError(
-                    f"The outer loss is {last_metrics['loss']} at step {step + 1}."
-                )
-            elapsed = time.perf_counter() - start
-            rate = (step + 1) / elapsed
-            eta = (config.num_train_steps - step - 1) / rate
-            logging.info(
-                "step %d/%d (%.1f steps/s, ETA %.0fs): %s",
-                step + 1,
-                config.num_train_steps,
-                rate,
-                eta,
-                _format_metrics(last_metrics),
-            )
-
-    final = {f"train/{k}": v for k, v in last_metrics.items()}
-    final.update(
-        {
-            f"eval/{k}": v
-            for k, v in evaluate_run(config, dataset, state, settings).items()
-        }
-    )
-    final["step"] = config.num_train_steps
+    checkpointer = checkpoints.Checkpointer(workdir, config.checkpoint.max_to_keep)
+    writer = scalar_logs.ScalarWriter(workdir)
+    try:
+        start_step = checkpointer.latest_step() or 0
+        if start_step:
+            state = checkpointer.restore(start_step, state)
+            logging.info("Resumed from checkpoint at step %d", start_step)
+        state = _train(config, state, sampler, settings, dataset, checkpointer, writer)
+        final = _final_evaluation(config, workdir, dataset, state, settings, writer)
+    finally:
+        writer.close()
+        checkpointer.close()
     with open(os.path.join(workdir, "metrics.json"), "w") as f:
         json.dump(final, f, indent=2, sort_keys=True)
-    logging.info("Final metrics: %s", _format_metrics(final))
+    logging.info("Final metrics: %s", _format(final))
+    print(
+        f"Final (step {final['step']}): MCC={final['eval/mcc']:.3f} "
+        f"DCI D/C/I={final['eval/dci_disentanglement']:.3f}/"
+        f"{final['eval/dci_completeness']:.3f}/"
+        f"{final['eval/dci_informativeness_test']:.3f} "
+        f"support F1={final['eval/support_f1']:.3f}; pictures in "
+        f"{os.path.join(workdir, PICTURES_DIR)}",
+        flush=True,
+    )
     return final
 
 
-def evaluate_run(
-    config: ml_collections.ConfigDict,
-    dataset: data.GroundTruthDataset,
-    state,
-    settings: bilevel.BilevelSettings,
-) -> dict[str, float]:
-    """Disentanglement metrics and support recovery on uniform factors."""
+def _train(config, state, sampler, settings, dataset, checkpointer, writer):
+    """The loop from the state's step to config.num_train_steps."""
+    train_step = jax.jit(bilevel.train_step, static_argnums=2, donate_argnums=0)
+    guard = _LossGuard()
+    start_step = int(state.step)
+    total = config.num_train_steps
+    logging.info("Training steps %d..%d of %d", start_step + 1, total, total)
+    start_time = time.perf_counter()
+    for step in range(start_step + 1, total + 1):
+        episode = bilevel.EpisodeBatch.from_episode(sampler(step - 1))
+        state, step_metrics = train_step(state, episode, settings)
+        guard.add(step, step_metrics["loss"])
+        is_last = step == total
+        if step % config.log_every_steps == 0 or is_last:
+            guard.check(_checkpoint_name(checkpointer))
+            scalars = {f"train/{k}": float(v) for k, v in step_metrics.items()}
+            writer.write_scalars(step, scalars)
+            rate = (step - start_step) / (time.perf_counter() - start_time)
+            logging.info(
+                "step %d/%d (%.2f steps/s, ETA %.0fs): %s",
+                step,
+                total,
+                rate,
+                (total - step) / rate,
+                _format(step_metrics),
+            )
+        if step % config.eval_every_steps == 0 and not is_last:
+            evaluation = evaluate.representation_metrics(
+                state.params,
+                state.apply_fn,
+                dataset,
+                config.eval.num_samples,
+                config.seed,
+            )
+            writer.write_scalars(
+                step, {f"eval/{k}": v for k, v in evaluation.scores.items()}
+            )
+            logging.info("evaluation at step %d: %s", step, _format(evaluation.scores))
+        if step % config.checkpoint.every_steps == 0 or is_last:
+            guard.check(_checkpoint_name(checkpointer))
+            checkpointer.save(step, state)
+    return state
+
+
+def _checkpoint_name(checkpointer: checkpoints.Checkpointer) -> str:
+    step = checkpointer.latest_step()
+    if step is None:
+        return "none yet"
+    return f"step {step} in {checkpointer.directory}"
+
+
+def _final_evaluation(config, workdir, dataset, state, settings, writer) -> dict:
+    """Metrics on uniform factors, support recovery, pictures."""
     logging.info("Evaluating on %d uniformly sampled factors", config.eval.num_samples)
-    scores, feature_to_factor = evaluate.representation_metrics(
+    evaluation = evaluate.representation_metrics(
         state.params, state.apply_fn, dataset, config.eval.num_samples, config.seed
     )
-    # A held-out episode with independent factors: its own seed stream.
+    # A held-out episode with independent factors, from its own seed stream.
     held_out = make_episode_sampler(
         config, dataset, correlation=0.0, seed=config.seed + _EVAL_SEED_OFFSET
     )(0)
+    usage = evaluate.heads_usage(state.params, state.apply_fn, held_out, settings)
+    scores = dict(evaluation.scores)
     scores.update(
         evaluate.support_recovery_metrics(
-            state.params, state.apply_fn, held_out, settings, feature_to_factor
+            usage, held_out.tasks.support, evaluation.feature_to_factor
         )
     )
-    return scores
+    step = int(state.step)
+    writer.write_scalars(step, {f"eval/{k}": v for k, v in scores.items()})
+    _write_pictures(workdir, dataset, evaluation, usage, held_out, step)
+    final = {f"eval/{k}": v for k, v in scores.items()}
+    history = scalar_logs.read_history(workdir, step)
+    final.update(
+        {
+            name: series[-1][1]
+            for name, series in history.items()
+            if name.startswith("train/")
+        }
+    )
+    final["step"] = step
+    return final
 
 
-def _encoder_options(model: ml_collections.ConfigDict) -> dict:
-    """Architecture options of config.model beyond name and num_features."""
-    if model.name == "mlp":
-        return {"hidden_sizes": tuple(model.hidden_sizes)}
-    return {}
+def _write_pictures(workdir, dataset, evaluation, usage, held_out, step) -> None:
+    """The PNG pictures of design/method.md's evaluation, under pictures/."""
+    directory = os.path.join(workdir, PICTURES_DIR)
+    names = tuple(dataset.factor_names)
+    plots.plot_activation_matrix(
+        usage,
+        os.path.join(directory, "activation_matrix.png"),
+        true_support=held_out.tasks.support,
+        factor_names=names,
+        feature_to_factor=evaluation.feature_to_factor,
+    )
+    plots.plot_importance_matrix(
+        evaluation.importance,
+        os.path.join(directory, "dci_importance.png"),
+        factor_names=names,
+    )
+    plots.plot_feature_vs_factor(
+        evaluation.codes,
+        evaluation.factor_values,
+        evaluation.feature_to_factor,
+        os.path.join(directory, "feature_vs_factor.png"),
+        factor_names=names,
+    )
+    plots.plot_training_curves(
+        scalar_logs.read_history(workdir, step),
+        os.path.join(directory, "training_curves.png"),
+    )
+    logging.info("Pictures written to %s", directory)

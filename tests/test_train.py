@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from sparse_shared_jax import data, train
+from sparse_shared_jax import configs, data, train
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(__file__), "..", "experiments")
 EXPERIMENTS = sorted(glob.glob(os.path.join(EXPERIMENTS_DIR, "*.py")))
@@ -18,16 +18,12 @@ EXPERIMENTS = sorted(glob.glob(os.path.join(EXPERIMENTS_DIR, "*.py")))
 VECTOR_EXPERIMENT = os.path.join(EXPERIMENTS_DIR, "nonlinear_mixing.py")
 
 
-def load_experiment(path):
-    """The namespace of an experiment file (get_config and VARIANTS)."""
+def load_config(path, argument=None):
+    """get_config(argument) of an experiment file."""
     namespace = {}
     with open(path) as f:
         exec(compile(f.read(), path, "exec"), namespace)
-    return namespace
-
-
-def load_config(path, variant=None):
-    return load_experiment(path)["get_config"](variant)
+    return namespace["get_config"](argument)
 
 
 def shrink(config):
@@ -39,15 +35,16 @@ def shrink(config):
     config.episode.query_size = 8
     config.inner.maxiter = 20
     config.eval.num_samples = 200
+    config.eval_every_steps = 1
+    config.checkpoint.every_steps = 1
     return config
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
 def test_every_experiment_config_runs_two_steps(path, tmp_path):
-    experiment = load_experiment(path)
-    for variant in experiment.get("VARIANTS", (None,)):
-        config = shrink(experiment["get_config"](variant))
-        workdir = tmp_path / str(variant)
+    for ablation in configs.ABLATIONS:
+        config = shrink(load_config(path, ablation))
+        workdir = tmp_path / ablation
         result = train.train_and_evaluate(config, str(workdir))
         with open(workdir / "metrics.json") as f:
             assert json.load(f) == result
@@ -99,3 +96,20 @@ def test_a_registered_user_dataset_trains_and_evaluates_unchanged(tmp_path):
     config.data.options = ml_collections.ConfigDict()
     result = train.train_and_evaluate(config, str(tmp_path))
     assert np.isfinite(result["eval/mcc"]) and np.isfinite(result["eval/sap"])
+
+
+def test_scalars_reach_tensorboard_event_files(tmp_path):
+    """The TensorBoard path (CI installs TensorFlow, so it must not skip there)."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("TensorFlow is not installed (the [tensorboard] extra)")
+    from tensorboard.backend.event_processing import event_accumulator
+
+    train.train_and_evaluate(shrink(load_config(VECTOR_EXPERIMENT)), str(tmp_path))
+    events = event_accumulator.EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()["tensors"] + events.Tags()["scalars"]
+    assert "train/query_loss" in tags and "eval/mcc" in tags

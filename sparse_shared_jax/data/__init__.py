@@ -27,11 +27,19 @@ from sparse_shared_jax.data.tasks import (
     task_labels,
     task_scores,
 )
+from sparse_shared_jax.data.tfds_adapters import (
+    TfdsDSprites,
+    TfdsGroundTruth,
+    TfdsShapes3D,
+)
 
 # Built-in ground-truth datasets.
 register_ground_truth("nonlinear_mixing", NonlinearMixing)
 register_ground_truth("synthetic_shapes3d", SyntheticShapes3D)
 register_ground_truth("synthetic_dsprites", SyntheticDSprites)
+# The real TFDS datasets, when prepared (see `tfds_adapters`).
+register_ground_truth("tfds:shapes3d", TfdsShapes3D)
+register_ground_truth("tfds:dsprites", TfdsDSprites)
 
 __all__ = [
     "LABEL_TYPES",
@@ -43,6 +51,9 @@ __all__ = [
     "SyntheticShapes3D",
     "TaskDistribution",
     "Tasks",
+    "TfdsDSprites",
+    "TfdsGroundTruth",
+    "TfdsShapes3D",
     "ground_truth",
     "register_ground_truth",
     "registered_names",

@@ -145,7 +145,7 @@ class EpisodeSampler:
             many redraws (extreme correlation with many classes).
         """
         tasks = self._tasks.sample(self.num_tasks, rng)
-        factor_values = self.dataset.factor_values
+        factor_values = self._factor_values
         support_factors = self._draw_factors(self.support_size, rng)  # [T, n_s, K]
         support_y = task_labels(tasks, factor_values(support_factors), rng)
         num_classes = tasks.num_classes
@@ -175,6 +175,11 @@ class EpisodeSampler:
             query_factors=query_factors,
             tasks=tasks,
         )
+
+    def _factor_values(self, factors: np.ndarray) -> np.ndarray:
+        """int [T, n, K] -> float [T, n, K] (datasets take [num, K])."""
+        flat = self.dataset.factor_values(factors.reshape(-1, factors.shape[-1]))
+        return flat.reshape(factors.shape)
 
     def _render(self, factors: np.ndarray) -> np.ndarray:
         """int [T, n, K] -> float32 [T, n, *observation_shape]."""

@@ -1,0 +1,125 @@
+"""Orbax checkpoints of the training state, and the workdir's config guard.
+
+Checkpoints live under `<workdir>/checkpoints/<step>`; the config that made
+them is kept in `<workdir>/config.json`, so a restart with an incompatible
+config is refused instead of silently resuming (or overwriting) a different
+experiment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from flax.training import train_state
+
+CHECKPOINT_DIR = "checkpoints"
+CONFIG_FILE = "config.json"
+# Fields a restarted run may change: how long it trains, how often it logs,
+# evaluates and checkpoints, and how it evaluates.
+RESUMABLE_CHANGES = (
+    "num_train_steps",
+    "log_every_steps",
+    "eval_every_steps",
+    "eval.",
+    "checkpoint.",
+)
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_workdir_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+    """Records the config in a new workdir, or checks it matches the old one.
+
+    Raises:
+      ValueError: listing the fields that differ from the config stored in
+        the workdir (other than those in RESUMABLE_CHANGES).
+    """
+    path = os.path.join(workdir, CONFIG_FILE)
+    current = json.loads(config.to_json())
+    if os.path.exists(path):
+        with open(path) as f:
+            stored = json.load(f)
+        old, new = _flatten(stored), _flatten(current)
+        differing = sorted(
+            key
+            for key in old.keys() | new.keys()
+            if old.get(key) != new.get(key)
+            and not any(key.startswith(field) for field in RESUMABLE_CHANGES)
+        )
+        if differing:
+            details = "; ".join(
+                f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in differing
+            )
+            raise ValueError(
+                f"The workdir {workdir} holds a run with a different config "
+                f"({details}). Use a new --workdir, or restore those values to "
+                "resume the old run."
+            )
+    with open(path, "w") as f:
+        f.write(config.to_json(indent=2))
+
+
+def _saved_tree(state: train_state.TrainState) -> dict:
+    return {"params": state.params, "opt_state": state.opt_state, "step": state.step}
+
+
+class Checkpointer:
+    """Saves and restores the training state with an orbax CheckpointManager."""
+
+    def __init__(self, workdir: str, max_to_keep: int):
+        self.directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+        self._manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+        )
+
+    def latest_step(self) -> int | None:
+        """The newest complete checkpoint's step, or None."""
+        return self._manager.latest_step()
+
+    def save(self, step: int, state: train_state.TrainState) -> None:
+        """Saves `state` as checkpoint `step` and waits until it is on disk."""
+        self._manager.save(step, args=ocp.args.StandardSave(_saved_tree(state)))
+        self._manager.wait_until_finished()
+
+    def restore(
+        self, step: int, state: train_state.TrainState
+    ) -> train_state.TrainState:
+        """Restores checkpoint `step` into a state with the same structure.
+
+        Raises:
+          ValueError: naming the checkpoint if it is unreadable or does not
+            match the model and optimiser of `state`.
+        """
+        target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _saved_tree(state))
+        try:
+            restored = self._manager.restore(
+                step, args=ocp.args.StandardRestore(target)
+            )
+        except Exception as error:  # orbax raises many types for bad files
+            raise ValueError(
+                f"Cannot restore checkpoint {os.path.join(self.directory, str(step))}"
+                f" ({type(error).__name__}: {error}). It is corrupt or was written "
+                "by a different model/optimiser; delete that step directory to "
+                "resume from an older checkpoint, or use a new --workdir."
+            ) from error
+        return state.replace(
+            params=restored["params"],
+            opt_state=restored["opt_state"],
+            step=restored["step"],
+        )
+
+    def close(self) -> None:
+        self._manager.close()
