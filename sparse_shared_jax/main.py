@@ -6,13 +6,11 @@
 The config is locked: overriding a field that does not exist is an error.
 """
 
-import logging as logging_std
-
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from sparse_shared_jax import train
+from sparse_shared_jax import scalar_logs, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -22,17 +20,10 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and result
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-class _QuietLibraries(logging_std.Filter):
-    """Drops the INFO chatter of orbax (one dozen lines per checkpoint)."""
-
-    def filter(self, record: logging_std.LogRecord) -> bool:
-        return record.levelno >= logging_std.WARNING or "orbax" not in record.pathname
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.get_absl_handler().addFilter(_QuietLibraries())
+    scalar_logs.quiet_library_logs()
     logging.info("JAX devices: %s", jax.devices())
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 

@@ -10,6 +10,7 @@ logs a note once and keeps the JSON lines.
 from __future__ import annotations
 
 import json
+import logging as std_logging
 import math
 import os
 from collections import defaultdict
@@ -18,6 +19,18 @@ from absl import logging
 
 SCALARS_FILE = "scalars.jsonl"
 TENSORBOARD_DIR = "tensorboard"
+
+
+class _DropLibraryInfo(std_logging.Filter):
+    """Drops INFO records of orbax (a dozen lines per checkpoint)."""
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname
+
+
+def quiet_library_logs() -> None:
+    """Keeps the console to the run's own progress (for entry points)."""
+    logging.get_absl_handler().addFilter(_DropLibraryInfo())
 
 
 def _tensorboard_writer(logdir: str):

@@ -21,7 +21,9 @@ tfds.builder("synthetic_shapes3d/tiny", data_dir=DIR).download_and_prepare()
 source = tfds.data_source("synthetic_shapes3d/tiny", data_dir=DIR, split="train")
 
 Once prepared, a dataset also loads without importing this module: TFDS
-restores its features from the prepared files.
+restores its features from the prepared files. (The ``tfds build`` command of
+tensorflow-datasets 4.9.10 imports TensorFlow at start-up; without it, prepare
+with the Python API as above.)
 """
 
 from __future__ import annotations
@@ -65,12 +67,11 @@ class GridConfig(tfds.core.BuilderConfig):
         """The renderer's indices each factor takes: K int arrays, increasing."""
         if self.values_per_factor is None:
             return [np.arange(size) for size in factor_sizes]
-        return [
-            np.unique(np.linspace(0, size - 1, self.values_per_factor).round()).astype(
-                np.int64
-            )
+        spaced = [
+            np.linspace(0, size - 1, self.values_per_factor).round()
             for size in factor_sizes
         ]
+        return [np.unique(indices).astype(np.int64) for indices in spaced]
 
 
 def _grid_configs() -> list[GridConfig]:
@@ -96,7 +97,9 @@ class _ProceduralBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     renderer_cls: ClassVar[type[GroundTruthDataset]]
     tfds_format: ClassVar[TfdsFormat]
 
-    def __init__(self, *, file_format: str | None = None, **kwargs: Any):
+    def __init__(
+        self, *, file_format: str | tfds.core.FileFormat | None = None, **kwargs: Any
+    ):
         super().__init__(
             file_format=file_format or tfds.core.FileFormat.ARRAY_RECORD, **kwargs
         )
