@@ -243,9 +243,43 @@ def _check_arguments(
 # Shared pieces of the two solvers.
 
 
-def _linear_solver(name, tol, maxiter):
-    solve = LINEAR_SOLVES[name]
-    return functools.partial(solve, tol=tol, maxiter=maxiter)
+def _prepare_inputs(features, targets, lam, **options):
+    """Arrays, checked (see _check_arguments); lam broadcast to [T]."""
+    features = jnp.asarray(features)
+    targets = jnp.asarray(targets)
+    _check_arguments(features, targets, lam, **options)
+    lam = jnp.broadcast_to(jnp.asarray(lam, features.dtype), (features.shape[0],))
+    return features, targets, lam
+
+
+def _proximal_gradient(
+    fun,
+    *,
+    stepsize,
+    penalty,
+    loss,
+    maxiter,
+    tol,
+    differentiation,
+    linear_solve,
+    linear_solve_tol,
+    linear_solve_maxiter,
+) -> jaxopt.ProximalGradient:
+    """Accelerated proximal gradient on (W, b) with the heads' prox."""
+    return jaxopt.ProximalGradient(
+        fun=fun,
+        prox=_heads_prox(penalty, loss),
+        stepsize=stepsize,
+        maxiter=maxiter,
+        tol=tol,
+        acceleration=True,
+        implicit_diff=differentiation == "implicit",
+        implicit_diff_solve=functools.partial(
+            LINEAR_SOLVES[linear_solve],
+            tol=linear_solve_tol,
+            maxiter=linear_solve_maxiter,
+        ),
+    )
 
 
 def _initial_heads(features, targets, loss, num_classes, init):
@@ -330,9 +364,7 @@ def solve_heads(
     Returns:
       A HeadsSolution with W [T, k, C], b [T, C] and per-task diagnostics.
     """
-    features = jnp.asarray(features)
-    targets = jnp.asarray(targets)
-    _check_arguments(
+    features, targets, lam = _prepare_inputs(
         features,
         targets,
         lam,
@@ -345,22 +377,20 @@ def solve_heads(
         differentiation=differentiation,
         linear_solve=linear_solve,
     )
-    num_tasks = features.shape[0]
-    lam = jnp.broadcast_to(jnp.asarray(lam, features.dtype), (num_tasks,))
     scale = jax.lax.stop_gradient(1.0 / lipschitz_constants(features, loss, ridge))
     thresholds = lam * scale  # [T], the prox threshold of the rescaled problem
 
-    solver = jaxopt.ProximalGradient(
-        fun=functools.partial(_smooth_objective, loss=loss, ridge=ridge),
-        prox=_heads_prox(penalty, loss),
+    solver = _proximal_gradient(
+        functools.partial(_smooth_objective, loss=loss, ridge=ridge),
         stepsize=1.0,
+        penalty=penalty,
+        loss=loss,
         maxiter=maxiter,
         tol=tol,
-        acceleration=True,
-        implicit_diff=differentiation == "implicit",
-        implicit_diff_solve=_linear_solver(
-            linear_solve, linear_solve_tol, linear_solve_maxiter
-        ),
+        differentiation=differentiation,
+        linear_solve=linear_solve,
+        linear_solve_tol=linear_solve_tol,
+        linear_solve_maxiter=linear_solve_maxiter,
     )
     init_params = jax.lax.stop_gradient(
         _initial_heads(features, targets, loss, num_classes, init)
@@ -451,9 +481,7 @@ def solve_heads_shared(
     Returns:
       A HeadsSolution; `num_iterations` is the joint count, repeated per task.
     """
-    features = jnp.asarray(features)
-    targets = jnp.asarray(targets)
-    _check_arguments(
+    features, targets, lam = _prepare_inputs(
         features,
         targets,
         lam,
@@ -474,13 +502,12 @@ def solve_heads_shared(
             f"{share_variant!r}."
         )
     num_tasks = features.shape[0]
-    lam = jnp.broadcast_to(jnp.asarray(lam, features.dtype), (num_tasks,))
     largest_lipschitz = jnp.max(lipschitz_constants(features, loss, ridge))
     scale = jax.lax.stop_gradient(num_tasks / largest_lipschitz)
     thresholds = lam * scale / num_tasks  # [T]
 
-    solver = jaxopt.ProximalGradient(
-        fun=functools.partial(
+    solver = _proximal_gradient(
+        functools.partial(
             _shared_objective,
             loss=loss,
             ridge=ridge,
@@ -488,15 +515,15 @@ def solve_heads_shared(
             share_variant=share_variant,
             share_smoothing=share_smoothing,
         ),
-        prox=_heads_prox(penalty, loss),
         stepsize=0.0,  # backtracking line search
+        penalty=penalty,
+        loss=loss,
         maxiter=maxiter,
         tol=tol,
-        acceleration=True,
-        implicit_diff=differentiation == "implicit",
-        implicit_diff_solve=_linear_solver(
-            linear_solve, linear_solve_tol, linear_solve_maxiter
-        ),
+        differentiation=differentiation,
+        linear_solve=linear_solve,
+        linear_solve_tol=linear_solve_tol,
+        linear_solve_maxiter=linear_solve_maxiter,
     )
     init_params = jax.lax.stop_gradient(
         _initial_heads(features, targets, loss, num_classes, init)
