@@ -571,8 +571,9 @@ def _draw_feature_panel(
         showfliers=False,
         medianprops={"color": "#d62728"},
     )
-    ax.set_xticks(np.arange(len(levels)), [f"{level:.3g}" for level in levels])
-    if len(levels) > 8:
+    labels = [f"{level:.3g}" for level in levels]
+    ax.set_xticks(np.arange(len(levels)), labels)
+    if len(levels) > 8 or sum(map(len, labels)) > 30:
         ax.tick_params(axis="x", labelrotation=90)
 
 
