@@ -426,3 +426,17 @@ def test_episode_sampler_rejects_negative_step(mixing):
     )
     with pytest.raises(ValueError, match="step"):
         sampler(-1)
+
+
+@pytest.mark.parametrize(
+    "name", ["nonlinear_mixing", "synthetic_shapes3d", "synthetic_dsprites"]
+)
+def test_episode_sampler_serves_every_built_in_dataset(name):
+    dataset = data.ground_truth(name)
+    sampler = data.EpisodeSampler(
+        dataset, num_tasks=3, support_size=8, query_size=4, label_type="binary"
+    )
+    episode = sampler(0)
+    assert episode.support_x.shape == (3, 8, *dataset.observation_shape)
+    assert episode.query_y.shape == (3, 4)
+    np.testing.assert_array_equal(sampler(0).support_x, episode.support_x)
