@@ -9,6 +9,9 @@ comma-separated list of
   ``share_only`` or ``erm``;
 * ``rho=<float>``: correlation between every pair of training factors;
 * ``share_variant=<usage|per_feature>``: the sharing regulariser;
+* ``share_placement=<outer|inner>``: where the sharing term sits;
+* ``share_weight=<float>``: lambda_share;
+* ``alpha=<float>``: the sparsity weight (fraction of lambda_max);
 * ``seed=<int>``: the run's seed.
 
 For example ``experiments/shapes3d.py:erm,rho=0.5,seed=2``.
@@ -125,11 +128,18 @@ def apply_arguments(
             config.data.correlation = float(value)
         elif key == "share_variant":
             config.share.variant = value
+        elif key == "share_placement":
+            config.share.placement = value
+        elif key == "share_weight":
+            config.share.weight = float(value)
+        elif key == "alpha":
+            config.inner.alpha = float(value)
         elif key == "seed":
             config.seed = int(value)
         else:
             raise ValueError(
                 f"Unknown config argument {key!r} in {argument!r}; use an ablation "
-                f"{ABLATIONS}, rho=<float>, share_variant=<name> or seed=<int>."
+                f"{ABLATIONS}, rho=, share_variant=, share_placement=, "
+                "share_weight=, alpha= or seed=."
             )
     return config

@@ -113,3 +113,19 @@ def test_scalars_reach_tensorboard_event_files(tmp_path):
     events.Reload()
     tags = events.Tags()["tensors"] + events.Tags()["scalars"]
     assert "train/query_loss" in tags and "eval/mcc" in tags
+
+
+def test_config_arguments_set_ablation_and_fields():
+    config = load_config(
+        VECTOR_EXPERIMENT,
+        "sparse_only,rho=0.5,share_variant=per_feature,share_placement=inner,"
+        "alpha=0.2,seed=3",
+    )
+    assert config.share.weight == 0.0 and config.inner.alpha == 0.2
+    assert config.data.correlation == 0.5 and config.seed == 3
+    assert config.share.variant == "per_feature"
+    assert config.share.placement == "inner"
+    with pytest.raises(ValueError, match="Unknown config argument 'beta'"):
+        load_config(VECTOR_EXPERIMENT, "beta=1")
+    with pytest.raises(ValueError, match="Unknown ablation 'dense'"):
+        load_config(VECTOR_EXPERIMENT, "dense")
