@@ -32,6 +32,9 @@ flags.DEFINE_string("argument", "", "Extra config argument, e.g. 'rho=0.9'.")
 flags.DEFINE_string(
     "output", None, "Markdown table path (default <workdir>/ablation.md)."
 )
+flags.DEFINE_bool(
+    "table_only", False, "Tabulate the finished runs without training the others."
+)
 flags.mark_flags_as_required(["experiment", "workdir"])
 
 # (column title, metrics.json key)
@@ -59,9 +62,17 @@ def load_experiment(path: str):
 
 
 def run_sweep(
-    get_config, workdir: str, ablations, seeds: int, argument: str = ""
+    get_config,
+    workdir: str,
+    ablations,
+    seeds: int,
+    argument: str = "",
+    train_missing: bool = True,
 ) -> dict[str, list[dict]]:
-    """Trains every (ablation, seed); returns ablation -> list of final metrics."""
+    """Trains every (ablation, seed); returns ablation -> list of final metrics.
+
+    With train_missing=False only the runs that already finished are read.
+    """
     results: dict[str, list[dict]] = {}
     for ablation in ablations:
         for seed in range(seeds):
@@ -71,6 +82,8 @@ def run_sweep(
                 logging.info("%s exists; not rerunning", metrics_path)
                 with open(metrics_path) as f:
                     metrics = json.load(f)
+            elif not train_missing:
+                continue
             else:
                 full_argument = ",".join(
                     part for part in (ablation, f"seed={seed}", argument) if part
@@ -86,15 +99,20 @@ def run_sweep(
 
 
 def markdown_table(results: dict[str, list[dict]]) -> str:
-    """Mean ± sample standard deviation over seeds, one row per ablation."""
+    """Mean ± sample standard deviation over seeds, one row per ablation.
+
+    A row with a single seed shows the value alone.
+    """
     header = "| ablation | seeds | " + " | ".join(title for title, _ in COLUMNS) + " |"
     lines = [header, "|" + " --- |" * (len(COLUMNS) + 2)]
     for ablation, runs in results.items():
         cells = []
         for _, key in COLUMNS:
             values = np.array([run[key] for run in runs], dtype=float)
-            spread = values.std(ddof=1) if len(values) > 1 else 0.0
-            cells.append(f"{values.mean():.3f} ± {spread:.3f}")
+            cell = f"{values.mean():.3f}"
+            if len(values) > 1:
+                cell += f" ± {values.std(ddof=1):.3f}"
+            cells.append(cell)
         lines.append(f"| {ablation} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -105,7 +123,12 @@ def main(argv):
     scalar_logs.quiet_library_logs()
     get_config = load_experiment(FLAGS.experiment)
     results = run_sweep(
-        get_config, FLAGS.workdir, FLAGS.ablations, FLAGS.seeds, FLAGS.argument
+        get_config,
+        FLAGS.workdir,
+        FLAGS.ablations,
+        FLAGS.seeds,
+        FLAGS.argument,
+        train_missing=not FLAGS.table_only,
     )
     output = FLAGS.output or os.path.join(FLAGS.workdir, "ablation.md")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)

@@ -42,6 +42,11 @@ def test_sweep_runs_each_ablation_and_seed_once_and_tabulates(tmp_path):
 
     again = ablation.run_sweep(fail, str(tmp_path), ["erm", "full"], seeds=2)
     assert again == results
+    # Tabulating only finished runs: seed 2 was never trained, so it is left out.
+    finished = ablation.run_sweep(
+        fail, str(tmp_path), ["erm", "full"], seeds=3, train_missing=False
+    )
+    assert finished == results
 
     table = ablation.markdown_table(results).splitlines()
     assert table[0].startswith("| ablation | seeds | DCI D | DCI C")
