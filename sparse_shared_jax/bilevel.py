@@ -99,7 +99,7 @@ class BilevelSettings:
     share_weight: float = 0.0
     share_variant: str = "usage"
     share_placement: str = "outer"
-    share_smoothing: float = 1e-2
+    share_smoothing: float = 0.1
 
     def __post_init__(self):
         losses.check_loss_name(self.loss)

@@ -79,7 +79,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.share.weight = 0.01  # lambda_share
     config.share.variant = "usage"  # 'usage' or 'per_feature'
     config.share.placement = "outer"  # 'outer' or 'inner'
-    config.share.smoothing = 1e-2  # usage smoothing, 'inner' placement only
+    # Usage smoothing, 'inner' placement only. Measured: 1e-2 did not converge in
+    # 300 float32 iterations (optimality error 1.6, NaN implicit gradient); 0.1
+    # converged in 219.
+    config.share.smoothing = 0.1
 
     # The outer optimiser.
     config.outer = ml_collections.ConfigDict()

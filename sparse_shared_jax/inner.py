@@ -446,7 +446,7 @@ def solve_heads_shared(
     lam: jax.Array | float,
     share_weight: float,
     share_variant: str = "usage",
-    share_smoothing: float = 1e-3,
+    share_smoothing: float = 0.1,
     num_classes: int | None = None,
     penalty: str = "group_lasso",
     ridge: float = 1e-4,
@@ -476,6 +476,9 @@ def solve_heads_shared(
       share_weight: the weight of the sharing entropy (>= 0). With 0 this
         solves the same problems as `solve_heads`.
       share_variant: 'usage' or 'per_feature' (`losses.feature_sharing_entropy`).
+      share_smoothing: s > 0 in the smooth usage sqrt(||W_tj||^2 + s^2) - s
+        (`losses.feature_usage`); exact row norms make the objective's
+        gradient jump at zero rows and the iterations fail to converge.
       Others: as in `solve_heads`.
 
     Returns:

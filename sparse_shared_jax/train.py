@@ -98,7 +98,8 @@ class _LossGuard:
             raise NonFiniteLossError(
                 f"The outer loss is {values[bad[0]]} at step {steps[bad[0]]}; "
                 f"training stopped. Last good checkpoint: {last_good_checkpoint}. "
-                "Lower outer.learning_rate or inner.alpha, or check the data."
+                "Lower outer.learning_rate, check that inner_optimality_error is "
+                "small (else raise inner.maxiter), or check the data."
             )
 
 
