@@ -150,22 +150,22 @@ def episode_features(
             f"support_x {episode.support_x.shape} and query_x "
             f"{episode.query_x.shape} must share the observation shape."
         )
-    x = jnp.concatenate(
-        [
-            episode.support_x.reshape(-1, *observation_shape),
-            episode.query_x.reshape(-1, *observation_shape),
-        ]
-    )  # [T * (n_s + n_q), *obs]
-    z = apply_fn(params, x)  # [T * (n_s + n_q), k]
+    # Concatenated along the example axis, so an episode sharded over tasks
+    # (see parallel.py) is encoded without moving data between devices.
+    x = jnp.concatenate([episode.support_x, episode.query_x], axis=1)
+    z = apply_fn(params, x.reshape(-1, *observation_shape))  # [T * (n_s + n_q), k]
+    # A bfloat16 encoder still hands float32 (or float64) features to the solver.
+    z = z.astype(jnp.promote_types(z.dtype, jnp.float32))
+    z = z.reshape(num_tasks, support_size + query_size, -1)  # [T, n_s + n_q, k]
     if normalization == "episode":
-        z = (z - jnp.mean(z, axis=0)) / (jnp.std(z, axis=0) + _STD_EPS)
+        mean = jnp.mean(z, axis=(0, 1))
+        z = (z - mean) / (jnp.std(z, axis=(0, 1)) + _STD_EPS)
     elif normalization != "none":
         raise ValueError(
             f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}."
         )
-    num_support = num_tasks * support_size
-    support = z[:num_support].reshape(num_tasks, support_size, -1)
-    query = z[num_support:].reshape(num_tasks, query_size, -1)
+    support = z[:, :support_size]  # [T, n_s, k]
+    query = z[:, support_size:]  # [T, n_q, k]
     return support, query
 
 

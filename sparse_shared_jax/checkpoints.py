@@ -19,13 +19,15 @@ from flax.training import train_state
 CHECKPOINT_DIR = "checkpoints"
 CONFIG_FILE = "config.json"
 # Fields a restarted run may change: how long it trains, how often it logs,
-# evaluates and checkpoints, and how it evaluates.
+# evaluates and checkpoints, how it evaluates, and how arrays are laid out
+# over devices.
 RESUMABLE_CHANGES = (
     "num_train_steps",
     "log_every_steps",
     "eval_every_steps",
     "eval.",
     "checkpoint.",
+    "parallel.",
 )
 
 
@@ -39,8 +41,16 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def check_workdir_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+def check_workdir_config(
+    workdir: str, config: ml_collections.ConfigDict, write: bool = True
+) -> None:
     """Records the config in a new workdir, or checks it matches the old one.
+
+    Args:
+      workdir: the run's directory.
+      config: the run's config.
+      write: whether to (re)write `config.json` (only one process of a
+        multi-process job should).
 
     Raises:
       ValueError: listing the fields that differ from the config stored in
@@ -67,8 +77,9 @@ def check_workdir_config(workdir: str, config: ml_collections.ConfigDict) -> Non
                 f"({details}). Use a new --workdir, or restore those values to "
                 "resume the old run."
             )
-    with open(path, "w") as f:
-        f.write(config.to_json(indent=2))
+    if write:
+        with open(path, "w") as f:
+            f.write(config.to_json(indent=2))
 
 
 def _saved_tree(state: train_state.TrainState) -> dict:

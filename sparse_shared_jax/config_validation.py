@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from sparse_shared_jax import bilevel, data, models
+from sparse_shared_jax import bilevel, data, models, parallel
 
 # The inner task loss of each label type of the task distribution.
 LOSS_OF_LABEL_TYPE = {
@@ -56,7 +56,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     _require_choice(config, "data.name", data.registered_names())
     _require_choice(config, "data.label_type", LOSS_OF_LABEL_TYPE)
     _require_choice(config, "model.name", models.ENCODERS)
+    _require_choice(config, "model.pretrained_format", models.PRETRAINED_FORMATS)
     _require_choice(config, "outer.optimizer", OPTIMIZERS)
+    _require_choice(config, "parallel.param_sharding", parallel.PARAM_SHARDINGS)
     correlation = config.data.correlation
     _require(0.0 <= correlation < 1.0, "data.correlation", "in [0, 1)", correlation)
     rate = config.outer.learning_rate

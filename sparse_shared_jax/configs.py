@@ -49,11 +49,18 @@ def base_config() -> ml_collections.ConfigDict:
 
     # The shared encoder f_theta(x) in R^k.
     config.model = ml_collections.ConfigDict()
-    config.model.name = "mlp"  # 'mlp' or 'conv'
+    # 'mlp', 'conv', 'resnet18', 'resnet50' or 'bert' (models.ENCODERS)
+    config.model.name = "mlp"
     config.model.num_features = 10  # k
     # Architecture options passed to the encoder: hidden_sizes for 'mlp';
-    # channels and hidden_size for 'conv'.
+    # channels and hidden_size for 'conv'; width, norm, ... for the ResNets and
+    # num_layers, hidden_size, pooling, ... for 'bert' (see models/).
     config.model.options = ml_collections.ConfigDict({"hidden_sizes": (256, 256)})
+    # Start a new run from pretrained encoder weights ('' = random init): a
+    # file in pretrained_format, 'flax' (models.save_variables), or an .npz of
+    # 'torchvision_resnet' or 'hf_bert' parameters (see models/pretrained.py).
+    config.model.pretrained_path = ""
+    config.model.pretrained_format = "flax"
 
     # Episodes: T tasks, each with its own support and query set.
     config.episode = ml_collections.ConfigDict()
@@ -93,6 +100,13 @@ def base_config() -> ml_collections.ConfigDict:
     # Evaluation on uniformly sampled factors.
     config.eval = ml_collections.ConfigDict()
     config.eval.num_samples = 5000  # observations encoded for the metrics
+
+    # Devices: the episode is split over all devices along tasks (and examples
+    # when T has fewer factors in common with the device count); see parallel.py.
+    config.parallel = ml_collections.ConfigDict()
+    # 'replicated' parameters and optimiser state, or 'fsdp' (large arrays split
+    # over all devices, for encoders too big to replicate).
+    config.parallel.param_sharding = "replicated"
 
     # Orbax checkpoints under <workdir>/checkpoints.
     config.checkpoint = ml_collections.ConfigDict()

@@ -8,22 +8,73 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from sparse_shared_jax import bilevel, losses, metrics
+from sparse_shared_jax import bilevel, losses, metrics, parallel
 from sparse_shared_jax.data import Episode, GroundTruthDataset
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
 
 def encode(
-    params: Any, apply_fn: ApplyFn, observations: np.ndarray, batch_size: int = 1024
+    params: Any,
+    apply_fn: ApplyFn,
+    observations: np.ndarray,
+    batch_size: int = 1024,
+    mesh: Mesh | None = None,
 ) -> np.ndarray:
-    """Encodes observations [N, *obs] in jitted batches -> features [N, k]."""
+    """Encodes observations [N, *obs] in jitted batches -> features [N, k].
+
+    Each batch is split over all devices of `mesh` (default: all devices).
+    """
+    return _encode_rows(
+        params, apply_fn, len(observations), observations.__getitem__, batch_size, mesh
+    )
+
+
+def encode_factors(
+    params: Any,
+    apply_fn: ApplyFn,
+    dataset: GroundTruthDataset,
+    factors: np.ndarray,
+    batch_size: int = 1024,
+    mesh: Mesh | None = None,
+) -> np.ndarray:
+    """Renders and encodes factors [N, K] -> features [N, k].
+
+    Like `encode`, but in a multi-process job each process renders only the
+    observations its own devices encode.
+    """
+    return _encode_rows(
+        params,
+        apply_fn,
+        len(factors),
+        lambda rows: dataset.observations(factors[rows]),
+        batch_size,
+        mesh,
+    )
+
+
+def _encode_rows(params, apply_fn, num_rows, inputs_of_rows, batch_size, mesh):
+    """Encodes rows 0..num_rows-1; `inputs_of_rows(int [b]) -> [b, *obs]`."""
+    if mesh is None:
+        mesh = Mesh(np.asarray(jax.devices()), ("batch",))
+    sharding = NamedSharding(mesh, PartitionSpec(mesh.axis_names))
+    # A multiple of the device count; the last batch repeats its last row.
+    per_device = -(-min(batch_size, max(num_rows, 1)) // mesh.size)
+    padded_batch = per_device * mesh.size
     apply = jax.jit(apply_fn)
-    codes = [
-        np.asarray(apply(params, observations[start : start + batch_size]))
-        for start in range(0, len(observations), batch_size)
-    ]
+    codes = []
+    for start in range(0, num_rows, padded_batch):
+        rows = np.minimum(np.arange(start, start + padded_batch), num_rows - 1)
+        example = inputs_of_rows(rows[:1])  # [1, *obs], for the shape only
+        batch = parallel.global_array(
+            lambda block, rows=rows: inputs_of_rows(rows[block[0]]),
+            (padded_batch, *example.shape[1:]),
+            sharding,
+        )
+        features = parallel.gather_to_host(apply(params, batch))  # [b, k]
+        codes.append(features[: num_rows - start])
     return np.concatenate(codes)
 
 
@@ -53,16 +104,18 @@ def representation_metrics(
     dataset: GroundTruthDataset,
     num_samples: int,
     seed: int,
+    mesh: Mesh | None = None,
 ) -> RepresentationEvaluation:
     """All disentanglement metrics on factors sampled uniformly.
 
     Evaluation always samples factors independently and uniformly, whatever
-    correlation the training factors had.
+    correlation the training factors had. Encoding is split over the devices
+    of `mesh` (default: all); the metrics are computed on the host.
     """
     rng = np.random.default_rng([seed, 1])
     factors = dataset.sample_factors(num_samples, rng)  # [N, K]
     factor_values = dataset.factor_values(factors)  # [N, K]
-    codes = encode(params, apply_fn, dataset.observations(factors))  # [N, k]
+    codes = encode_factors(params, apply_fn, dataset, factors, mesh=mesh)  # [N, k]
     mcc, feature_to_factor = metrics.mcc_matching(codes, factor_values)
     dci = metrics.dci_importance_matrix(codes, factors, seed=seed)
     modularity = metrics.modularity_explicitness(codes, factors, seed=seed)

@@ -51,11 +51,20 @@ def _tensorboard_writer(logdir: str):
 class ScalarWriter:
     """Writes scalar metrics to JSON lines and, if possible, TensorBoard."""
 
-    def __init__(self, workdir: str, tensorboard: bool = True):
+    def __init__(self, workdir: str, tensorboard: bool = True, enabled: bool = True):
+        """Opens the writers.
+
+        Args:
+          workdir: the run's directory.
+          tensorboard: also write TensorBoard event files (needs TensorFlow).
+          enabled: False makes every write a no-op (processes other than 0 of
+            a multi-process job).
+        """
+        self._enabled = enabled
         self._path = os.path.join(workdir, SCALARS_FILE)
         self._tensorboard = (
             _tensorboard_writer(os.path.join(workdir, TENSORBOARD_DIR))
-            if tensorboard
+            if tensorboard and enabled
             else None
         )
 
@@ -65,6 +74,8 @@ class ScalarWriter:
 
     def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
         """Appends `scalars` at `step` (non-finite values are kept as null)."""
+        if not self._enabled:
+            return
         record = {"step": int(step)}
         record.update(
             {k: (float(v) if math.isfinite(v) else None) for k, v in scalars.items()}

@@ -10,6 +10,7 @@ final metrics to `workdir/metrics.json`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -26,6 +27,7 @@ from sparse_shared_jax import (
     data,
     evaluate,
     models,
+    parallel,
     plots,
     scalar_logs,
 )
@@ -37,9 +39,13 @@ _EVAL_SEED_OFFSET = 1_000_003
 
 
 def make_optimizer(outer: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """Adam or AdamW from config.outer."""
+    """Adam or AdamW from config.outer (no decay on frozen statistics)."""
     if outer.optimizer == "adamw":
-        return optax.adamw(outer.learning_rate, weight_decay=outer.weight_decay)
+        return optax.adamw(
+            outer.learning_rate,
+            weight_decay=outer.weight_decay,
+            mask=models.trainable_mask,
+        )
     return optax.adam(outer.learning_rate)
 
 
@@ -120,31 +126,53 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """
     validate_config(config)
     os.makedirs(workdir, exist_ok=True)
-    checkpoints.check_workdir_config(workdir, config)
+    checkpoints.check_workdir_config(workdir, config, write=parallel.is_main_process())
     settings = bilevel_settings(config)
     dataset = data.ground_truth(config.data.name, **config.data.options.to_dict())
     sampler = make_episode_sampler(config, dataset)
+    layout = parallel.TrainingLayout.create(
+        config.episode.num_tasks,
+        config.episode.support_size,
+        config.episode.query_size,
+        config.parallel.param_sharding,
+    )
+    logging.info(
+        "%d device(s) in %d process(es); mesh %s; parameters %s",
+        jax.device_count(),
+        jax.process_count(),
+        dict(layout.mesh.shape),
+        layout.param_sharding,
+    )
     encoder = models.get_encoder(
         config.model.name, config.model.num_features, **config.model.options.to_dict()
     )
-    state = bilevel.create_train_state(
-        encoder,
-        jax.random.key(config.seed),
-        sampler(0).support_x[0],  # example inputs [n_s, *obs]
-        make_optimizer(config.outer),
+    state, state_shardings = parallel.create_sharded(
+        lambda: bilevel.create_train_state(
+            encoder,
+            jax.random.key(config.seed),
+            np.zeros((1, *dataset.observation_shape), np.float32),  # example input
+            make_optimizer(config.outer),
+        ),
+        layout.mesh,
+        layout.param_sharding,
     )
     checkpointer = checkpoints.Checkpointer(workdir, config.checkpoint.max_to_keep)
-    writer = scalar_logs.ScalarWriter(workdir)
+    writer = scalar_logs.ScalarWriter(workdir, enabled=parallel.is_main_process())
     try:
         start_step = checkpointer.latest_step() or 0
         if start_step:
             state = checkpointer.restore(start_step, state)
             logging.info("Resumed from checkpoint at step %d", start_step)
-        state = _train(config, state, sampler, settings, dataset, checkpointer, writer)
-        final = _final_evaluation(config, workdir, dataset, state, settings, writer)
+        elif config.model.pretrained_path:
+            state = _load_pretrained(config.model, state)
+        train_step = jit_train_step(settings, layout, state_shardings)
+        state = _train(config, state, train_step, sampler, layout, checkpointer, writer)
+        final = _final_evaluation(config, workdir, dataset, state, layout, writer)
     finally:
         writer.close()
         checkpointer.close()
+    if not parallel.is_main_process():
+        return final
     with open(os.path.join(workdir, "metrics.json"), "w") as f:
         json.dump(final, f, indent=2, sort_keys=True)
     logging.info("Final metrics: %s", _format(final))
@@ -160,17 +188,73 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return final
 
 
-def _train(config, state, sampler, settings, dataset, checkpointer, writer):
+def _load_pretrained(model_config, state):
+    """Starts from pretrained encoder weights (the optimiser state is fresh)."""
+    params = models.load_pretrained(
+        model_config.pretrained_path, model_config.pretrained_format, state.params
+    )
+    logging.info(
+        "Encoder initialised from %s (%s)",
+        model_config.pretrained_path,
+        model_config.pretrained_format,
+    )
+    # Keep each array's placement (replicated or sharded) of the fresh state.
+    return state.replace(params=jax.device_put(params, _shardings_of(state.params)))
+
+
+def _shardings_of(tree):
+    return jax.tree.map(lambda leaf: leaf.sharding, tree)
+
+
+def jit_train_step(
+    settings: bilevel.BilevelSettings,
+    layout: parallel.TrainingLayout,
+    state_shardings,
+):
+    """bilevel.train_step jitted over the layout's devices, state donated.
+
+    Returns:
+      step(state, episode) -> (state, metrics), metrics replicated scalars.
+    """
+    return jax.jit(
+        functools.partial(bilevel.train_step, settings=settings),
+        in_shardings=(state_shardings, layout.episode),
+        out_shardings=(state_shardings, parallel.replicated(layout.mesh)),
+        donate_argnums=0,
+    )
+
+
+def device_episode(
+    sampler: data.EpisodeSampler, step: int, sharding
+) -> bilevel.EpisodeBatch:
+    """Episode `step` as global arrays; each process renders only its block."""
+    draw = sampler.draw(sampler.rng(step))
+    observation_shape = tuple(sampler.dataset.observation_shape)
+
+    def arrays(factors, labels):  # int [T, n, K], [T, n]
+        x = parallel.global_array(
+            lambda block: sampler.render(factors[block[:2]]),
+            labels.shape + observation_shape,
+            sharding,
+        )
+        y = parallel.global_array(lambda block: labels[block], labels.shape, sharding)
+        return x, y
+
+    support_x, support_y = arrays(draw.support_factors, draw.support_y)
+    query_x, query_y = arrays(draw.query_factors, draw.query_y)
+    return bilevel.EpisodeBatch(support_x, support_y, query_x, query_y)
+
+
+def _train(config, state, train_step, sampler, layout, checkpointer, writer):
     """The loop from the state's step to config.num_train_steps."""
-    train_step = jax.jit(bilevel.train_step, static_argnums=2, donate_argnums=0)
     guard = _LossGuard()
     start_step = int(state.step)
     total = config.num_train_steps
     logging.info("Training steps %d..%d of %d", start_step + 1, total, total)
     start_time = time.perf_counter()
     for step in range(start_step + 1, total + 1):
-        episode = bilevel.EpisodeBatch.from_episode(sampler(step - 1))
-        state, step_metrics = train_step(state, episode, settings)
+        episode = device_episode(sampler, step - 1, layout.episode)
+        state, step_metrics = train_step(state, episode)
         guard.add(step, step_metrics["loss"])
         is_last = step == total
         if step % config.log_every_steps == 0 or is_last:
@@ -190,9 +274,10 @@ def _train(config, state, sampler, settings, dataset, checkpointer, writer):
             evaluation = evaluate.representation_metrics(
                 state.params,
                 state.apply_fn,
-                dataset,
+                sampler.dataset,
                 config.eval.num_samples,
                 config.seed,
+                mesh=layout.mesh,
             )
             writer.write_scalars(
                 step, {f"eval/{k}": v for k, v in evaluation.scores.items()}
@@ -211,17 +296,24 @@ def _checkpoint_name(checkpointer: checkpoints.Checkpointer) -> str:
     return f"step {step} in {checkpointer.directory}"
 
 
-def _final_evaluation(config, workdir, dataset, state, settings, writer) -> dict:
-    """Metrics on uniform factors, support recovery, pictures."""
+def _final_evaluation(config, workdir, dataset, state, layout, writer) -> dict:
+    """Metrics on uniform factors, support recovery, pictures (process 0)."""
     logging.info("Evaluating on %d uniformly sampled factors", config.eval.num_samples)
     evaluation = evaluate.representation_metrics(
-        state.params, state.apply_fn, dataset, config.eval.num_samples, config.seed
+        state.params,
+        state.apply_fn,
+        dataset,
+        config.eval.num_samples,
+        config.seed,
+        mesh=layout.mesh,
     )
     # A held-out episode with independent factors, from its own seed stream.
     held_out = make_episode_sampler(
         config, dataset, correlation=0.0, seed=config.seed + _EVAL_SEED_OFFSET
     )(0)
-    usage = evaluate.heads_usage(state.params, state.apply_fn, held_out, settings)
+    usage = evaluate.heads_usage(
+        state.params, state.apply_fn, held_out, bilevel_settings(config)
+    )
     scores = dict(evaluation.scores)
     scores.update(
         evaluate.support_recovery_metrics(
@@ -229,9 +321,12 @@ def _final_evaluation(config, workdir, dataset, state, settings, writer) -> dict
         )
     )
     step = int(state.step)
+    final = {f"eval/{k}": v for k, v in scores.items()}
+    final["step"] = step
+    if not parallel.is_main_process():
+        return final
     writer.write_scalars(step, {f"eval/{k}": v for k, v in scores.items()})
     _write_pictures(workdir, dataset, evaluation, usage, held_out, step)
-    final = {f"eval/{k}": v for k, v in scores.items()}
     history = scalar_logs.read_history(workdir, step)
     final.update(
         {
@@ -240,7 +335,6 @@ def _final_evaluation(config, workdir, dataset, state, settings, writer) -> dict
             if name.startswith("train/")
         }
     )
-    final["step"] = step
     return final
 
 

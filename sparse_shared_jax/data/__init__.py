@@ -10,7 +10,12 @@ episode = sampler(step)  # the same episode for the same (seed, step)
 """
 
 from sparse_shared_jax.data.dsprites import SyntheticDSprites
-from sparse_shared_jax.data.episodes import Episode, EpisodeSampler, sample_episode
+from sparse_shared_jax.data.episodes import (
+    Episode,
+    EpisodeDraw,
+    EpisodeSampler,
+    sample_episode,
+)
 from sparse_shared_jax.data.ground_truth import (
     GroundTruthDataset,
     ground_truth,
@@ -44,6 +49,7 @@ register_ground_truth("tfds:dsprites", TfdsDSprites)
 __all__ = [
     "LABEL_TYPES",
     "Episode",
+    "EpisodeDraw",
     "EpisodeSampler",
     "GroundTruthDataset",
     "NonlinearMixing",

@@ -43,6 +43,16 @@ class Episode(NamedTuple):
     tasks: Tasks
 
 
+class EpisodeDraw(NamedTuple):
+    """An episode's tasks, factors and labels before rendering (see Episode)."""
+
+    support_factors: np.ndarray  # int64 [T, n_s, K]
+    support_y: np.ndarray  # [T, n_s]
+    query_factors: np.ndarray  # int64 [T, n_q, K]
+    query_y: np.ndarray  # [T, n_q]
+    tasks: Tasks
+
+
 class EpisodeSampler:
     """Draws episodes deterministically from (seed, step).
 
@@ -120,9 +130,7 @@ class EpisodeSampler:
 
     def __call__(self, step: int) -> Episode:
         """The episode of training step `step` (>= 0): a function of (seed, step)."""
-        if step < 0:
-            raise ValueError(f"step must be >= 0, got {step}.")
-        return self.sample(np.random.default_rng([self.seed, int(step)]))
+        return self.sample(self.rng(step))
 
     def _draw_factors(self, size: int, rng: np.random.Generator) -> np.ndarray:
         """int64 [T, size, K]: independent examples for every task."""
@@ -132,7 +140,7 @@ class EpisodeSampler:
         return factors.reshape(self.num_tasks, size, -1)
 
     def sample(self, rng: np.random.Generator) -> Episode:
-        """Draws one episode from `rng`.
+        """Draws one episode from `rng` and renders its observations.
 
         Args:
           rng: a NumPy generator.
@@ -143,6 +151,26 @@ class EpisodeSampler:
         Raises:
           RuntimeError: if some task's support set still misses a class after
             many redraws (extreme correlation with many classes).
+        """
+        draw = self.draw(rng)
+        return Episode(
+            support_x=self.render(draw.support_factors),
+            support_y=draw.support_y,
+            query_x=self.render(draw.query_factors),
+            query_y=draw.query_y,
+            support_factors=draw.support_factors,
+            query_factors=draw.query_factors,
+            tasks=draw.tasks,
+        )
+
+    def draw(self, rng: np.random.Generator) -> EpisodeDraw:
+        """Draws the tasks, factors and labels of an episode, without rendering.
+
+        Cheap next to rendering: a process of a multi-host job draws the whole
+        episode (so every process agrees on it) and renders only its shard.
+
+        Raises:
+          RuntimeError: as `sample`.
         """
         tasks = self._tasks.sample(self.num_tasks, rng)
         factor_values = self._factor_values
@@ -166,22 +194,20 @@ class EpisodeSampler:
                 )
         query_factors = self._draw_factors(self.query_size, rng)  # [T, n_q, K]
         query_y = task_labels(tasks, factor_values(query_factors), rng)
-        return Episode(
-            support_x=self._render(support_factors),
-            support_y=support_y,
-            query_x=self._render(query_factors),
-            query_y=query_y,
-            support_factors=support_factors,
-            query_factors=query_factors,
-            tasks=tasks,
-        )
+        return EpisodeDraw(support_factors, support_y, query_factors, query_y, tasks)
+
+    def rng(self, step: int) -> np.random.Generator:
+        """The generator of training step `step` (>= 0)."""
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}.")
+        return np.random.default_rng([self.seed, int(step)])
 
     def _factor_values(self, factors: np.ndarray) -> np.ndarray:
         """int [T, n, K] -> float [T, n, K] (datasets take [num, K])."""
         flat = self.dataset.factor_values(factors.reshape(-1, factors.shape[-1]))
         return flat.reshape(factors.shape)
 
-    def _render(self, factors: np.ndarray) -> np.ndarray:
+    def render(self, factors: np.ndarray) -> np.ndarray:
         """int [T, n, K] -> float32 [T, n, *observation_shape]."""
         flat = self.dataset.observations(factors.reshape(-1, factors.shape[-1]))
         return flat.reshape(factors.shape[:2] + tuple(self.dataset.observation_shape))
