@@ -133,20 +133,15 @@ def test_corrupt_checkpoint_is_named_in_the_error(tmp_path):
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
     tmp_path, monkeypatch
 ):
-    make_sampler = train.make_episode_sampler
+    device_episode = train.device_episode
 
-    def poisoned_sampler(*args, **kwargs):
-        sampler = make_sampler(*args, **kwargs)
+    def poisoned_episode(sampler, step, sharding):
+        episode = device_episode(sampler, step, sharding)
+        if step == 4:  # the episode of the 5th update
+            episode = episode._replace(support_x=episode.support_x * np.nan)
+        return episode
 
-        def sample(step):
-            episode = sampler(step)
-            if step == 4:  # the episode of the 5th update
-                episode.support_x[...] = np.nan
-            return episode
-
-        return sample
-
-    monkeypatch.setattr(train, "make_episode_sampler", poisoned_sampler)
+    monkeypatch.setattr(train, "device_episode", poisoned_episode)
     with pytest.raises(
         train.NonFiniteLossError, match=r"at step 5; .*Last good checkpoint: step 4"
     ):
