@@ -16,6 +16,8 @@ import ml_collections
 import orbax.checkpoint as ocp
 from flax.training import train_state
 
+from sparse_shared_jax import configs
+
 CHECKPOINT_DIR = "checkpoints"
 CONFIG_FILE = "config.json"
 # Fields a restarted run may change: how long it trains, how often it logs,
@@ -62,11 +64,15 @@ def check_workdir_config(
         with open(path) as f:
             stored = json.load(f)
         old, new = _flatten(stored), _flatten(current)
+        # A field added to the package after the run started may keep its
+        # default (the old run behaved as the default does).
+        defaults = _flatten(json.loads(configs.base_config().to_json()))
         differing = sorted(
             key
             for key in old.keys() | new.keys()
             if old.get(key) != new.get(key)
             and not any(key.startswith(field) for field in RESUMABLE_CHANGES)
+            and not (key not in old and key in defaults and new[key] == defaults[key])
         )
         if differing:
             details = "; ".join(

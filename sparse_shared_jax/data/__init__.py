@@ -24,6 +24,7 @@ from sparse_shared_jax.data.ground_truth import (
 )
 from sparse_shared_jax.data.nonlinear_mixing import NonlinearMixing
 from sparse_shared_jax.data.shapes3d import SyntheticShapes3D
+from sparse_shared_jax.data.spurious import SpuriousShapes3D
 from sparse_shared_jax.data.tasks import (
     LABEL_TYPES,
     TaskDistribution,
@@ -42,6 +43,8 @@ from sparse_shared_jax.data.tfds_adapters import (
 register_ground_truth("nonlinear_mixing", NonlinearMixing)
 register_ground_truth("synthetic_shapes3d", SyntheticShapes3D)
 register_ground_truth("synthetic_dsprites", SyntheticDSprites)
+# The spurious-correlation benchmark's scenes (see `spurious`).
+register_ground_truth("spurious_shapes3d", SpuriousShapes3D)
 # The real TFDS datasets, when prepared (see `tfds_adapters`).
 register_ground_truth("tfds:shapes3d", TfdsShapes3D)
 register_ground_truth("tfds:dsprites", TfdsDSprites)
@@ -53,6 +56,7 @@ __all__ = [
     "EpisodeSampler",
     "GroundTruthDataset",
     "NonlinearMixing",
+    "SpuriousShapes3D",
     "SyntheticDSprites",
     "SyntheticShapes3D",
     "TaskDistribution",

@@ -1,0 +1,266 @@
+"""A generated spurious-correlation benchmark from the 3D-Shapes-style scenes.
+
+The scenes of `SyntheticShapes3D`, with a binary target and a binary
+spurious attribute read off two of the six factors:
+
+* label: the object's shape, binarised: 0 for cube and cylinder, 1 for
+  sphere and capsule (``shape >= 2``);
+* attribute: the floor's hue in two halves of the hue circle: 0 for hues
+  0.0-0.4 (red to green), 1 for hues 0.5-0.9 (cyan to magenta)
+  (``floor_hue >= 5``);
+* group: ``2 * label + attribute`` (4 groups).
+
+Three fixed, labelled splits are drawn from `split_seed`:
+
+* ``'train'``: the biased training distribution. Labels are balanced and the
+  attribute equals the label on exactly round(agreement * n / 2) examples
+  of each class (95% by default), so the floor hue predicts the label
+  almost as well as the shape does.
+* ``'validation'`` and ``'test'``: label and attribute independent, every
+  group exactly a quarter of the split.
+
+In every split the other four factors, and the shape and floor hue within
+their halves, are uniform and independent.
+
+Meta-training sees the training split's images only. `SpuriousShapes3D`
+is a `GroundTruthDataset` whose `sample_factors` serves two distributions,
+told apart by the `correlation` argument that the episode sampler passes:
+
+* ``correlation == 0`` (the default): uniform, independent factors over the
+  whole grid. The final disentanglement metrics (`evaluate.
+  representation_metrics` calls ``sample_factors(num, rng)``), the task
+  distribution's reference sample (medians of task scores) and the held-out
+  episode of the final evaluation (``correlation=0.0``) all use this.
+* ``correlation == 2 * agreement - 1`` (0.9 by default): rows drawn with
+  replacement from the training split's factors. For two balanced binary
+  variables the correlation is P(agree) - P(disagree) = 2 * agreement - 1,
+  so this value is the label-attribute correlation of the training split.
+  Any other value is refused, so a config cannot silently train on a
+  distribution other than the training split.
+
+Register-on-import: importing this module registers the dataset as
+``'spurious_shapes3d'`` for `data.ground_truth` and configs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from sparse_shared_jax.data.ground_truth import (
+    GroundTruthDataset,
+)
+from sparse_shared_jax.data.shapes3d import SyntheticShapes3D
+
+DATASET_NAME = "spurious_shapes3d"  # registered in data/__init__.py
+LABEL_FACTOR = "shape"
+ATTRIBUTE_FACTOR = "floor_hue"
+NUM_GROUPS = 4
+SPLITS = ("train", "validation", "test")
+
+_SHAPE = SyntheticShapes3D.factor_names.index(LABEL_FACTOR)
+_FLOOR_HUE = SyntheticShapes3D.factor_names.index(ATTRIBUTE_FACTOR)
+# Factor indices at or above these thresholds give label 1 / attribute 1.
+_LABEL_THRESHOLD = SyntheticShapes3D.factor_sizes[_SHAPE] // 2  # shape >= 2
+_ATTRIBUTE_THRESHOLD = SyntheticShapes3D.factor_sizes[_FLOOR_HUE] // 2  # hue >= 5
+
+
+def labels_of(factors: np.ndarray) -> np.ndarray:
+    """Binary target: int [n, 6] factor indices -> int32 [n] (sphere/capsule = 1)."""
+    return (np.asarray(factors)[:, _SHAPE] >= _LABEL_THRESHOLD).astype(np.int32)
+
+
+def attributes_of(factors: np.ndarray) -> np.ndarray:
+    """Binary spurious attribute: int [n, 6] -> int32 [n] (floor hue >= 0.5 = 1)."""
+    return (np.asarray(factors)[:, _FLOOR_HUE] >= _ATTRIBUTE_THRESHOLD).astype(np.int32)
+
+
+def groups_of(labels: np.ndarray, attributes: np.ndarray) -> np.ndarray:
+    """Group ids 2 * label + attribute: int [n], int [n] -> int32 [n] in [0, 4)."""
+    return (2 * np.asarray(labels) + np.asarray(attributes)).astype(np.int32)
+
+
+def factors_for(
+    labels: np.ndarray, attributes: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Draws factors with the given label and attribute for every example.
+
+    Shape is uniform within the label's half of the shapes, floor hue
+    uniform within the attribute's half of the hues, the other factors
+    uniform over their grids; all independent.
+
+    Args:
+      labels: int [n] in {0, 1}.
+      attributes: int [n] in {0, 1}.
+      rng: a NumPy generator.
+
+    Returns:
+      int64 [n, 6] factor indices of `SyntheticShapes3D`.
+    """
+    labels, attributes = np.asarray(labels), np.asarray(attributes)
+    sizes = np.asarray(SyntheticShapes3D.factor_sizes)
+    factors = rng.integers(0, sizes, size=(len(labels), sizes.size), dtype=np.int64)
+    factors[:, _SHAPE] = labels * _LABEL_THRESHOLD + rng.integers(
+        0, _LABEL_THRESHOLD, size=len(labels)
+    )
+    factors[:, _FLOOR_HUE] = attributes * _ATTRIBUTE_THRESHOLD + rng.integers(
+        0, _ATTRIBUTE_THRESHOLD, size=len(labels)
+    )
+    return factors
+
+
+def group_counts(num: int, agreement: float) -> np.ndarray:
+    """Exact examples per group of a split with balanced labels.
+
+    Args:
+      num: split size (>= 4).
+      agreement: fraction of each class whose attribute equals the label,
+        in [0.5, 1]; 0.5 makes label and attribute independent.
+
+    Returns:
+      int [4], indexed by group 2 * label + attribute, summing to `num`.
+    """
+    if num < NUM_GROUPS:
+        raise ValueError(f"A split needs at least {NUM_GROUPS} examples; got {num}.")
+    if not 0.5 <= agreement <= 1.0:
+        raise ValueError(f"agreement must be in [0.5, 1]; got {agreement}.")
+    counts = np.zeros(NUM_GROUPS, dtype=np.int64)
+    for label, class_size in enumerate((num // 2, num - num // 2)):
+        agreeing = int(round(agreement * class_size))
+        counts[groups_of(label, label)] = agreeing
+        counts[groups_of(label, 1 - label)] = class_size - agreeing
+    return counts
+
+
+def sample_split_factors(
+    num: int, agreement: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Factors of a split with exact group counts (`group_counts`), shuffled.
+
+    Returns:
+      int64 [num, 6].
+    """
+    groups = np.repeat(np.arange(NUM_GROUPS), group_counts(num, agreement))
+    groups = rng.permutation(groups)  # [num]
+    return factors_for(groups // 2, groups % 2, rng)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpuriousSplit:
+    """A labelled split of the benchmark.
+
+    Attributes:
+      images: float32 [n, 64, 64, 3].
+      labels: int32 [n], the target (binarised shape).
+      attributes: int32 [n], the spurious attribute (binarised floor hue).
+      groups: int32 [n], 2 * label + attribute.
+      factors: int64 [n, 6], the scenes' factor indices.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    attributes: np.ndarray
+    groups: np.ndarray
+    factors: np.ndarray
+
+
+class SpuriousShapes3D(GroundTruthDataset):
+    """`SyntheticShapes3D` scenes with a biased training split (module doc).
+
+    Args:
+      antialias: sub-pixels per pixel axis of the renderer.
+      agreement: fraction of each class of the training split whose
+        attribute equals the label, in [0.5, 1).
+      train_size, validation_size, test_size: examples per split.
+      split_seed: seed of the three splits' factors (fixed across training
+        seeds, like a dataset on disk).
+    """
+
+    factor_names = SyntheticShapes3D.factor_names
+    factor_sizes = SyntheticShapes3D.factor_sizes
+    observation_shape = SyntheticShapes3D.observation_shape
+
+    def __init__(
+        self,
+        antialias: int = 1,
+        agreement: float = 0.95,
+        train_size: int = 4800,
+        validation_size: int = 1000,
+        test_size: int = 2000,
+        split_seed: int = 0,
+    ):
+        if not 0.5 <= agreement < 1.0:
+            raise ValueError(
+                f"agreement must be in [0.5, 1) (1 would leave the minority "
+                f"groups empty); got {agreement}."
+            )
+        self.agreement = agreement
+        self._renderer = SyntheticShapes3D(antialias=antialias)
+        sizes = {"train": train_size, "validation": validation_size, "test": test_size}
+        agreements = {"train": agreement, "validation": 0.5, "test": 0.5}
+        self._split_factors = {
+            name: sample_split_factors(
+                sizes[name],
+                agreements[name],
+                np.random.default_rng([split_seed, index]),
+            )
+            for index, name in enumerate(SPLITS)
+        }  # name -> int64 [n, 6]
+
+    @property
+    def train_correlation(self) -> float:
+        """The label-attribute correlation of the training split, 2 p - 1."""
+        return 2.0 * self.agreement - 1.0
+
+    def sample_factors(
+        self, num: int, rng: np.random.Generator | int, correlation: float = 0.0
+    ) -> np.ndarray:
+        """Uniform factors (correlation 0) or training-split rows (module doc).
+
+        Args:
+          num: number of samples.
+          rng: a NumPy generator or an integer seed.
+          correlation: 0 for uniform factors over the grid, or
+            `train_correlation` for the biased training distribution.
+
+        Returns:
+          int64 [num, 6].
+
+        Raises:
+          ValueError: if `correlation` is neither.
+        """
+        rng = np.random.default_rng(rng)
+        if correlation == 0.0:
+            return super().sample_factors(num, rng)
+        if not np.isclose(correlation, self.train_correlation):
+            raise ValueError(
+                f"{DATASET_NAME} serves uniform factors (correlation 0) or its "
+                f"training split (correlation 2 * agreement - 1 = "
+                f"{self.train_correlation:.4g}); got correlation {correlation}. "
+                "Set config.data.correlation to one of these."
+            )
+        train = self._split_factors["train"]
+        return train[rng.integers(0, len(train), size=num)]
+
+    def observations(self, factors: np.ndarray) -> np.ndarray:
+        """Renders scenes: int [num, 6] -> float32 [num, 64, 64, 3]."""
+        return self._renderer.observations(factors)
+
+    def factor_values(self, factors: np.ndarray) -> np.ndarray:
+        """As `SyntheticShapes3D.factor_values`: int [num, 6] -> float [num, 6]."""
+        return self._renderer.factor_values(factors)
+
+    def split(self, name: str) -> SpuriousSplit:
+        """Renders the labelled split `name` ('train', 'validation' or 'test')."""
+        if name not in SPLITS:
+            raise ValueError(f"Unknown split {name!r}; choose one of {SPLITS}.")
+        factors = self._split_factors[name]
+        labels, attributes = labels_of(factors), attributes_of(factors)
+        return SpuriousSplit(
+            images=self.observations(factors),
+            labels=labels,
+            attributes=attributes,
+            groups=groups_of(labels, attributes),
+            factors=factors,
+        )
