@@ -77,6 +77,39 @@ def make_episode_sampler(
     )
 
 
+def create_state(
+    config: ml_collections.ConfigDict,
+    dataset: data.GroundTruthDataset,
+    layout: parallel.TrainingLayout,
+    optimizer: optax.GradientTransformation | None = None,
+):
+    """The initial training state of `config`, placed on `layout`'s devices.
+
+    Args:
+      config: the experiment config (model, outer optimiser, seed).
+      dataset: gives the observation shape.
+      layout: the devices and how parameters are laid out over them.
+      optimizer: replaces the config's optimiser (e.g. in tests).
+
+    Returns:
+      (state, the shardings of its arrays).
+    """
+    encoder = models.get_encoder(
+        config.model.name, config.model.num_features, **config.model.options.to_dict()
+    )
+    optimizer = make_optimizer(config.outer) if optimizer is None else optimizer
+    return parallel.create_sharded(
+        lambda: bilevel.create_train_state(
+            encoder,
+            jax.random.key(config.seed),
+            np.zeros((1, *dataset.observation_shape), np.float32),  # example input
+            optimizer,
+        ),
+        layout.mesh,
+        layout.param_sharding,
+    )
+
+
 class NonFiniteLossError(FloatingPointError):
     """The outer loss became NaN or infinite."""
 
@@ -143,19 +176,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         dict(layout.mesh.shape),
         layout.param_sharding,
     )
-    encoder = models.get_encoder(
-        config.model.name, config.model.num_features, **config.model.options.to_dict()
-    )
-    state, state_shardings = parallel.create_sharded(
-        lambda: bilevel.create_train_state(
-            encoder,
-            jax.random.key(config.seed),
-            np.zeros((1, *dataset.observation_shape), np.float32),  # example input
-            make_optimizer(config.outer),
-        ),
-        layout.mesh,
-        layout.param_sharding,
-    )
+    state, state_shardings = create_state(config, dataset, layout)
     checkpointer = checkpoints.Checkpointer(workdir, config.checkpoint.max_to_keep)
     writer = scalar_logs.ScalarWriter(workdir, enabled=parallel.is_main_process())
     try:

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import optax
 
-from sparse_shared_jax import bilevel, configs, data, models, parallel, train
+from sparse_shared_jax import configs, data, parallel, train
 from sparse_shared_jax.config_validation import bilevel_settings
 
 
@@ -34,19 +34,7 @@ def run(devices, config, num_steps):
         config.parallel.param_sharding,
         devices=devices,
     )
-    encoder = models.get_encoder(
-        config.model.name, config.model.num_features, **config.model.options.to_dict()
-    )
-    state, shardings = parallel.create_sharded(
-        lambda: bilevel.create_train_state(
-            encoder,
-            jax.random.key(config.seed),
-            np.zeros((1, *dataset.observation_shape), np.float32),
-            optax.sgd(0.1),
-        ),
-        layout.mesh,
-        layout.param_sharding,
-    )
+    state, shardings = train.create_state(config, dataset, layout, optax.sgd(0.1))
     step_fn = train.jit_train_step(bilevel_settings(config), layout, shardings)
     losses = []
     for step in range(num_steps):
