@@ -13,7 +13,6 @@ over seeds.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import time
@@ -22,20 +21,29 @@ import numpy as np
 from absl import app, flags, logging
 
 from sparse_shared_jax import configs, scalar_logs, train
+from sparse_shared_jax.configs import load_experiment
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("experiment", None, "Experiment config file (experiments/*.py).")
-flags.DEFINE_string("workdir", None, "Directory holding one workdir per run.")
-flags.DEFINE_integer("seeds", 3, "Number of seeds (0 .. seeds-1).")
-flags.DEFINE_list("ablations", list(configs.ABLATIONS), "Ablations to run.")
-flags.DEFINE_string("argument", "", "Extra config argument, e.g. 'rho=0.9'.")
-flags.DEFINE_string(
-    "output", None, "Markdown table path (default <workdir>/ablation.md)."
-)
-flags.DEFINE_bool(
-    "table_only", False, "Tabulate the finished runs without training the others."
-)
-flags.mark_flags_as_required(["experiment", "workdir"])
+
+
+def _define_flags() -> None:
+    """Defines the flags; only when run as a program, so that importing this
+    module next to another entry point does not define the same flag twice."""
+    flags.DEFINE_string(
+        "experiment", None, "Experiment config file (experiments/*.py)."
+    )
+    flags.DEFINE_string("workdir", None, "Directory holding one workdir per run.")
+    flags.DEFINE_integer("seeds", 3, "Number of seeds (0 .. seeds-1).")
+    flags.DEFINE_list("ablations", list(configs.ABLATIONS), "Ablations to run.")
+    flags.DEFINE_string("argument", "", "Extra config argument, e.g. 'rho=0.9'.")
+    flags.DEFINE_string(
+        "output", None, "Markdown table path (default <workdir>/ablation.md)."
+    )
+    flags.DEFINE_bool(
+        "table_only", False, "Tabulate the finished runs without training the others."
+    )
+    flags.mark_flags_as_required(["experiment", "workdir"])
+
 
 # (column title, metrics.json key)
 COLUMNS = (
@@ -49,16 +57,6 @@ COLUMNS = (
     ("features/task", "train/active_features"),
     ("distinct features", "train/distinct_features"),
 )
-
-
-def load_experiment(path: str):
-    """The get_config function of an experiment file."""
-    spec = importlib.util.spec_from_file_location("experiment", path)
-    if spec is None or not os.path.exists(path):
-        raise FileNotFoundError(f"No experiment config file at {path!r}.")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config
 
 
 def run_sweep(
@@ -144,4 +142,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -94,7 +94,7 @@ class BilevelSettings:
     maxiter: int = 500
     tol: float = 1e-5
     differentiation: str = "implicit"
-    linear_solve: str = "gmres"
+    linear_solve: str = "active_cg"
     linear_solve_tol: float = 1e-6
     share_weight: float = 0.0
     share_variant: str = "usage"
@@ -110,7 +110,7 @@ class BilevelSettings:
             ("share_variant", losses.SHARING_VARIANTS),
             ("penalty", inner.PENALTIES),
             ("differentiation", inner.DIFFERENTIATIONS),
-            ("linear_solve", tuple(inner.LINEAR_SOLVES)),
+            ("linear_solve", inner.LINEAR_SOLVES),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(

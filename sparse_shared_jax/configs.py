@@ -19,6 +19,10 @@ For example ``experiments/shapes3d.py:erm,rho=0.5,seed=2``.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+from collections.abc import Callable
+
 import ml_collections
 
 ABLATIONS = ("full", "sparse_only", "share_only", "erm")
@@ -57,8 +61,9 @@ def base_config() -> ml_collections.ConfigDict:
     # num_layers, hidden_size, pooling, ... for 'bert' (see models/).
     config.model.options = ml_collections.ConfigDict({"hidden_sizes": (256, 256)})
     # Start a new run from pretrained encoder weights ('' = random init): a
-    # file in pretrained_format, 'flax' (models.save_variables), or an .npz of
-    # 'torchvision_resnet' or 'hf_bert' parameters (see models/pretrained.py).
+    # file in pretrained_format: 'flax' (models.pretrained.save_variables), or
+    # an .npz of 'torchvision_resnet' or 'hf_bert' parameters (see
+    # models/pretrained.py).
     config.model.pretrained_path = ""
     config.model.pretrained_format = "flax"
 
@@ -77,7 +82,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.inner.maxiter = 300
     config.inner.tol = 1e-5
     config.inner.differentiation = "implicit"  # 'implicit' or 'unrolled'
-    config.inner.linear_solve = "gmres"  # 'gmres', 'bicgstab' or 'normal_cg'
+    # Implicit-diff linear solve: "active_cg" (CG on the optimality conditions
+    # of the active features; measured equal to "gmres" to 1e-14 in float64 and
+    # faster, see results/benchmark_cpu.md), "gmres", "bicgstab" or "normal_cg".
+    config.inner.linear_solve = "active_cg"
     config.inner.linear_solve_tol = 1e-6
     config.inner.normalization = "episode"  # feature standardisation: 'episode'/'none'
 
@@ -160,3 +168,17 @@ def apply_arguments(
                 "share_weight=, alpha= or seed=."
             )
     return config
+
+
+def load_experiment(path: str) -> Callable[[str | None], ml_collections.ConfigDict]:
+    """The get_config function of an experiment file (experiments/*.py).
+
+    Raises:
+      FileNotFoundError: if there is no file at `path`.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No experiment config file at {path!r}.")
+    spec = importlib.util.spec_from_file_location("experiment", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config

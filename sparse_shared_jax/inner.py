@@ -8,8 +8,9 @@ For every task t (T of them, each with n examples of k features) we solve
 with jaxopt's accelerated proximal gradient (FISTA). `penalty` is the group
 lasso over feature rows (default) or the element-wise L1 norm. The bias is not
 penalised. The solution is differentiated with respect to the features (and
-lam) implicitly, through the proximal-gradient fixed point, or by unrolling
-the iterations.
+lam) implicitly, through the proximal-gradient fixed point (jaxopt) or
+through the optimality conditions on the active features
+(linear_solve='active_cg'), or by unrolling the iterations.
 
 Step size. Each task's smooth part is rescaled by 1/L_t, with L_t an upper
 bound on its gradient's Lipschitz constant (computed exactly from the
@@ -42,11 +43,17 @@ with warnings.catch_warnings():
 
 PENALTIES = ("group_lasso", "l1")
 DIFFERENTIATIONS = ("implicit", "unrolled")
-LINEAR_SOLVES = {
+# Linear solvers of jaxopt's implicit differentiation through the fixed point
+# of the proximal-gradient map (the full [k, C] + C system of every task).
+_FIXED_POINT_SOLVES = {
     "gmres": jaxopt.linear_solve.solve_gmres,
     "bicgstab": jaxopt.linear_solve.solve_bicgstab,
     "normal_cg": jaxopt.linear_solve.solve_normal_cg,
 }
+# 'active_cg' differentiates the optimality conditions restricted to the
+# active features instead (see _active_set_vjp).
+ACTIVE_SET_SOLVE = "active_cg"
+LINEAR_SOLVES = (*_FIXED_POINT_SOLVES, ACTIVE_SET_SOLVE)
 # Upper bounds on the curvature of each loss with respect to its outputs.
 _LOSS_CURVATURE = {"squared": 1.0, "logistic": 0.25, "softmax": 0.5}
 
@@ -265,7 +272,13 @@ def _proximal_gradient(
     linear_solve_tol,
     linear_solve_maxiter,
 ) -> jaxopt.ProximalGradient:
-    """Accelerated proximal gradient on (W, b) with the heads' prox."""
+    """Accelerated proximal gradient on (W, b) with the heads' prox.
+
+    differentiation: 'implicit' (jaxopt's, through the fixed point, with the
+    `linear_solve` of _FIXED_POINT_SOLVES), 'unrolled', or None for a solver
+    that is not differentiated (a while loop that stops at `tol`).
+    """
+    implicit = differentiation == "implicit"
     return jaxopt.ProximalGradient(
         fun=fun,
         prox=_heads_prox(penalty, loss),
@@ -273,12 +286,15 @@ def _proximal_gradient(
         maxiter=maxiter,
         tol=tol,
         acceleration=True,
-        implicit_diff=differentiation == "implicit",
+        implicit_diff=implicit,
+        unroll=differentiation == "unrolled",
         implicit_diff_solve=functools.partial(
-            LINEAR_SOLVES[linear_solve],
+            _FIXED_POINT_SOLVES[linear_solve],
             tol=linear_solve_tol,
             maxiter=linear_solve_maxiter,
-        ),
+        )
+        if implicit
+        else None,
     )
 
 
@@ -313,6 +329,119 @@ def _diagnostics(objective, params, thresholds, *, penalty, loss, unit):
     optimality_error = jnp.sqrt(residual_sq) / unit
     num_active = jnp.sum(losses.row_norms(W) > 0, axis=-1)
     return jax.lax.stop_gradient((optimality_error, num_active))
+
+
+# ----------------------------------------------------------------------------
+# Implicit differentiation restricted to the active features ('active_cg').
+
+
+def _penalty_value(W: jax.Array, penalty: str) -> jax.Array:
+    """The penalty of W [..., k, C]; its gradient and curvature are 0 at 0."""
+    return losses.group_lasso(W) if penalty == "group_lasso" else losses.l1(W)
+
+
+def _active_mask(W: jax.Array, penalty: str) -> jax.Array:
+    """1.0 where W [k, C] is active (its row for group lasso, the entry for L1)."""
+    if penalty == "group_lasso":
+        active = (losses.row_norms(W) > 0)[..., None]  # [k, 1]
+        return jnp.broadcast_to(active, W.shape).astype(W.dtype)
+    return (W != 0).astype(W.dtype)
+
+
+def _active_set_vjp(
+    params, features, targets, lam, cotangent, *, loss, penalty, ridge, tol, maxiter
+):
+    """Pulls one task's solution cotangent back to its features and lam.
+
+    At a solution x = (W, b) the inactive rows of W stay 0 for nearby
+    (features, lam) (strict complementarity), and the active rows and the bias
+    solve G(x; features, lam) = grad_x [f(x; features) + lam penalty(W)] = 0,
+    f the smooth objective (mean loss + ridge). By the implicit function
+    theorem dx_A = -J^{-1} dG, with J the Hessian of f + lam penalty on the
+    active rows and the bias: symmetric positive definite, so conjugate
+    gradients solve J u = cotangent_A, a system of the active features' size
+    rather than jaxopt's full nonsymmetric fixed-point system. For 'softmax'
+    the bias direction (1, ..., 1), along which the logits do not change and
+    the centred bias never moves, gets curvature 1 so that J is invertible;
+    u's component along it is irrelevant, because G_b sums to 0 over classes.
+
+    Args:
+      params: (W [k, C], b [C]), the solution of one task.
+      features: [n, k]; targets: [n]; lam: scalar penalty weight.
+      cotangent: (gW [k, C], gb [C]), the cotangent of params.
+      loss, penalty, ridge: the problem (as in solve_heads).
+      tol, maxiter: conjugate gradients' relative tolerance and iteration
+        cap (None: the number of unknowns + 1).
+
+    Returns:
+      (cotangent of features [n, k], cotangent of lam: scalar).
+    """
+    W, _ = params
+    mask = _active_mask(W, penalty)  # [k, C]
+
+    def optimality(params, features, lam):  # G: grad of the Lagrangian
+        def lagrangian(params):
+            smooth = _smooth_objective(
+                params, features, targets, 1.0, loss=loss, ridge=ridge
+            )
+            return smooth + lam * _penalty_value(params[0], penalty)
+
+        return jax.grad(lagrangian)(params)
+
+    def restricted_hessian(v):  # J on the active part, identity elsewhere
+        vW, vb = v
+        _, (hW, hb) = jax.jvp(
+            lambda p: optimality(p, features, lam), (params,), ((mask * vW, vb),)
+        )
+        if loss == "softmax":
+            hb = hb + jnp.mean(vb, axis=-1, keepdims=True)
+        return mask * hW + (1 - mask) * vW, hb
+
+    gW, gb = cotangent
+    if maxiter is None:
+        # J has at most W.size + b.size + 1 distinct eigenvalues (the masked
+        # identity adds 1), so exact CG is done by then; in float32 a tight
+        # tol is often out of reach and more iterations only chase rounding.
+        maxiter = W.size + params[1].size + 1
+    (uW, ub), _ = jax.scipy.sparse.linalg.cg(
+        restricted_hessian, (mask * gW, gb), tol=tol, maxiter=maxiter
+    )
+    _, pullback = jax.vjp(functools.partial(optimality, params), features, lam)
+    return pullback((-mask * uW, -ub))
+
+
+def _solve_differentiated_on_active_set(solver, **problem):
+    """solve(init, features, targets, lam, scale) -> (W, b, num_iterations).
+
+    Runs `solver` (not differentiated) on every task, with the prox threshold
+    lam * scale of the problem rescaled by `scale` [T]; its gradient with
+    respect to features [T, n, k] and lam [T] comes from _active_set_vjp
+    (`problem`: its keyword arguments). init, targets and scale get none.
+    """
+
+    @jax.custom_vjp
+    def solve(init, features, targets, lam, scale):
+        (W, b), state = jax.vmap(solver.run)(
+            init, lam * scale, features, targets, scale
+        )
+        return W, b, state.iter_num
+
+    def forward(init, features, targets, lam, scale):
+        W, b, num_iterations = solve(init, features, targets, lam, scale)
+        return (W, b, num_iterations), (W, b, features, targets, lam)
+
+    def backward(residuals, cotangents):
+        W, b, features, targets, lam = residuals
+        gW, gb, _ = cotangents
+        grad_features, grad_lam = jax.vmap(
+            lambda W, b, z, y, lam_t, gW, gb: _active_set_vjp(
+                (W, b), z, y, lam_t, (gW, gb), **problem
+            )
+        )(W, b, features, targets, lam, gW, gb)
+        return None, grad_features, None, grad_lam, None
+
+    solve.defvjp(forward, backward)
+    return solve
 
 
 # ----------------------------------------------------------------------------
@@ -353,11 +482,18 @@ def solve_heads(
       tol: stop when the (scaled) iterate change falls below `tol`.
       differentiation: 'implicit' (through the fixed point; memory independent
         of maxiter) or 'unrolled' (backpropagation through all iterations).
-      linear_solve: the implicit-differentiation linear solver, 'gmres'
-        (default), 'bicgstab' or 'normal_cg'.
-      linear_solve_tol: its tolerance. jaxopt's default normal CG with a loose
-        tolerance was measured at 1.6e-3 relative gradient error in float64.
-      linear_solve_maxiter: its iteration cap (None: the solver's default).
+      linear_solve: how 'implicit' differentiation solves its linear system:
+        'gmres' (default), 'bicgstab' or 'normal_cg' solve jaxopt's system
+        through the fixed point of the proximal-gradient map (all k rows);
+        'active_cg' solves the optimality conditions restricted to the active
+        features with conjugate gradients (symmetric positive definite;
+        see _active_set_vjp). Same gradient at a solution with strict
+        complementarity.
+      linear_solve_tol: its (relative) tolerance. jaxopt's default normal CG
+        with a loose tolerance was measured at 1.6e-3 relative gradient
+        error in float64.
+      linear_solve_maxiter: its iteration cap (None: the solver's default;
+        for 'active_cg' the number of unknowns per task + 1).
       init: optional warm start (W [T, k, C], b [T, C]); default W = 0 and the
         optimal bias at W = 0.
 
@@ -380,6 +516,7 @@ def solve_heads(
     scale = jax.lax.stop_gradient(1.0 / lipschitz_constants(features, loss, ridge))
     thresholds = lam * scale  # [T], the prox threshold of the rescaled problem
 
+    active_set = differentiation == "implicit" and linear_solve == ACTIVE_SET_SOLVE
     solver = _proximal_gradient(
         functools.partial(_smooth_objective, loss=loss, ridge=ridge),
         stepsize=1.0,
@@ -387,7 +524,7 @@ def solve_heads(
         loss=loss,
         maxiter=maxiter,
         tol=tol,
-        differentiation=differentiation,
+        differentiation=None if active_set else differentiation,
         linear_solve=linear_solve,
         linear_solve_tol=linear_solve_tol,
         linear_solve_maxiter=linear_solve_maxiter,
@@ -395,20 +532,28 @@ def solve_heads(
     init_params = jax.lax.stop_gradient(
         _initial_heads(features, targets, loss, num_classes, init)
     )
-
-    def solve_one(params, threshold, task_features, task_targets, task_scale):
-        return solver.run(params, threshold, task_features, task_targets, task_scale)
-
-    (W, b), state = jax.vmap(solve_one)(
-        init_params, thresholds, features, targets, scale
-    )
+    if active_set:
+        solve = _solve_differentiated_on_active_set(
+            solver,
+            loss=loss,
+            penalty=penalty,
+            ridge=ridge,
+            tol=linear_solve_tol,
+            maxiter=linear_solve_maxiter,
+        )
+        W, b, num_iterations = solve(init_params, features, targets, lam, scale)
+    else:
+        (W, b), state = jax.vmap(solver.run)(
+            init_params, thresholds, features, targets, scale
+        )
+        num_iterations = state.iter_num
     objective = functools.partial(
         solver.fun, features=features, targets=targets, scale=scale
     )
     optimality_error, num_active = _diagnostics(
         objective, (W, b), thresholds, penalty=penalty, loss=loss, unit=scale
     )
-    return HeadsSolution(W, b, state.iter_num, optimality_error, num_active)
+    return HeadsSolution(W, b, num_iterations, optimality_error, num_active)
 
 
 # ----------------------------------------------------------------------------
@@ -479,7 +624,9 @@ def solve_heads_shared(
       share_smoothing: s > 0 in the smooth usage sqrt(||W_tj||^2 + s^2) - s
         (`losses.feature_usage`); exact row norms make the objective's
         gradient jump at zero rows and the iterations fail to converge.
-      Others: as in `solve_heads`.
+      Others: as in `solve_heads`, except that linear_solve='active_cg'
+        falls back to 'gmres' (the coupled problem has no positive definite
+        active-set system).
 
     Returns:
       A HeadsSolution; `num_iterations` is the joint count, repeated per task.
@@ -504,6 +651,10 @@ def solve_heads_shared(
             f"share_variant must be one of {losses.SHARING_VARIANTS}, got "
             f"{share_variant!r}."
         )
+    if linear_solve == ACTIVE_SET_SOLVE:
+        # The entropy couples the tasks and is not convex: no positive
+        # definite active-set system; jaxopt's fixed-point solve instead.
+        linear_solve = "gmres"
     num_tasks = features.shape[0]
     largest_lipschitz = jnp.max(lipschitz_constants(features, loss, ridge))
     scale = jax.lax.stop_gradient(num_tasks / largest_lipschitz)

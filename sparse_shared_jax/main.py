@@ -10,6 +10,8 @@ Multi-process jobs run the same command on every process, plus either
 or ``--coordinator_address=HOST:PORT --num_processes=N --process_id=I``.
 """
 
+import sys
+
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -50,7 +52,15 @@ def main(argv):
         timeout_s=FLAGS.distributed_timeout,
     )
     logging.info("JAX devices: %s", jax.devices())
-    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    try:
+        train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    except KeyboardInterrupt:
+        print(
+            "Interrupted. Rerun the same command to resume from the latest "
+            f"checkpoint in {FLAGS.workdir}/checkpoints.",
+            flush=True,
+        )
+        sys.exit(130)
 
 
 if __name__ == "__main__":

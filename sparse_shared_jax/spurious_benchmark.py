@@ -22,7 +22,6 @@ worst-group test accuracy, mean ± standard deviation over seeds.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import os
 import time
@@ -35,14 +34,14 @@ from absl import app, flags, logging
 from flax import serialization
 
 from sparse_shared_jax import (
-    bilevel,
-    checkpoints,
     data,
     models,
     scalar_logs,
     train,
+    trained_encoder,
     transfer,
 )
+from sparse_shared_jax.configs import load_experiment
 from sparse_shared_jax.data import spurious
 
 EXPERIMENT = os.path.join(
@@ -57,23 +56,20 @@ METHODS = (
 )
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Directory holding every run of the benchmark.")
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds, e.g. 0,1,2.")
-flags.DEFINE_string("experiment", EXPERIMENT, "Experiment config file.")
-flags.DEFINE_string(
-    "output", None, "Markdown table path (default <workdir>/spurious_shapes3d.md)."
-)
-flags.mark_flags_as_required(["workdir"])
 
 
-def load_experiment(path: str) -> Callable[[str], ml_collections.ConfigDict]:
-    """The get_config function of an experiment file."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No experiment config file at {path!r}.")
-    spec = importlib.util.spec_from_file_location("experiment", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config
+def _define_flags() -> None:
+    """Defines the flags; only when run as a program, so that importing this
+    module next to another entry point does not define the same flag twice."""
+    flags.DEFINE_string(
+        "workdir", None, "Directory holding every run of the benchmark."
+    )
+    flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds, e.g. 0,1,2.")
+    flags.DEFINE_string("experiment", EXPERIMENT, "Experiment config file.")
+    flags.DEFINE_string(
+        "output", None, "Markdown table path (default <workdir>/spurious_shapes3d.md)."
+    )
+    flags.mark_flags_as_required(["workdir"])
 
 
 def _progress(message: str) -> None:
@@ -184,21 +180,10 @@ def run_method(config: ml_collections.ConfigDict, run_dir: str) -> dict:
         _progress(f"meta-training the full method in {run_dir}")
         train.train_and_evaluate(config, run_dir)
     splits = benchmark_splits(config)
-    encoder = _encoder(config)
-    state = bilevel.create_train_state(
-        encoder,
-        jax.random.key(config.seed),
-        splits["train"].images[:2],
-        train.make_optimizer(config.outer),
-    )
-    checkpointer = checkpoints.Checkpointer(run_dir, config.checkpoint.max_to_keep)
-    try:
-        state = checkpointer.restore(checkpointer.latest_step(), state)
-    finally:
-        checkpointer.close()
+    encoder = trained_encoder.load_trained_encoder(config, run_dir)
     _progress("transfer evaluation of the meta-trained encoder")
     features = {
-        name: transfer.encode_split(state.params, state.apply_fn, split)
+        name: transfer.encode_split(encoder.params, encoder.apply_fn, split)
         for name, split in splits.items()
     }
     selection = transfer.select_sparse_head(
@@ -406,4 +391,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -272,26 +272,43 @@ def _train(config, state, train_step, sampler, layout, checkpointer, writer):
     start_step = int(state.step)
     total = config.num_train_steps
     logging.info("Training steps %d..%d of %d", start_step + 1, total, total)
+    logging.info("Compiling the training step (the first step takes longest)")
     start_time = time.perf_counter()
+    rate_start = (start_step, start_time)  # steps/s counts from after compiling
     for step in range(start_step + 1, total + 1):
         episode = device_episode(sampler, step - 1, layout.episode)
         state, step_metrics = train_step(state, episode)
         guard.add(step, step_metrics["loss"])
+        if step == start_step + 1:
+            jax.block_until_ready(step_metrics)
+            rate_start = (step, time.perf_counter())
+            logging.info(
+                "step %d took %.1fs (compiling the training step)",
+                step,
+                rate_start[1] - start_time,
+            )
         is_last = step == total
         if step % config.log_every_steps == 0 or is_last:
             guard.check(_checkpoint_name(checkpointer))
             scalars = {f"train/{k}": float(v) for k, v in step_metrics.items()}
             writer.write_scalars(step, scalars)
-            rate = (step - start_step) / (time.perf_counter() - start_time)
+            timed_steps = step - rate_start[0]  # nan until a step after compiling
+            rate = timed_steps / (time.perf_counter() - rate_start[1] or 1e-9)
+            rate = rate if timed_steps else float("nan")
             logging.info(
                 "step %d/%d (%.2f steps/s, ETA %.0fs): %s",
                 step,
                 total,
                 rate,
-                (total - step) / rate,
+                (total - step) / rate if timed_steps else float("nan"),
                 _format(step_metrics),
             )
         if step % config.eval_every_steps == 0 and not is_last:
+            logging.info(
+                "Evaluating at step %d on %d uniformly sampled factors",
+                step,
+                config.eval.num_samples,
+            )
             evaluation = evaluate.representation_metrics(
                 state.params,
                 state.apply_fn,

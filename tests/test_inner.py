@@ -179,10 +179,13 @@ def heads_objective(loss, targets, lam, num_classes, **solver_options):
     return jax.jit(objective)
 
 
+@pytest.mark.parametrize("linear_solve", ["gmres", "active_cg"])
 @pytest.mark.parametrize("loss", ["squared", "logistic", "softmax"])
-def test_implicit_gradient_matches_finite_differences(loss, float64):
+def test_implicit_gradient_matches_finite_differences(loss, linear_solve, float64):
     features, targets, lam, num_classes = gradient_check_problem(loss)
-    objective = heads_objective(loss, targets, lam, num_classes, **TIGHT)
+    objective = heads_objective(
+        loss, targets, lam, num_classes, linear_solve=linear_solve, **TIGHT
+    )
     gradient = jax.jit(jax.grad(objective))(features)
     rng = np.random.default_rng(0)
     for _ in range(3):
@@ -213,13 +216,20 @@ def test_implicit_gradient_matches_unrolled(loss, float64):
     np.testing.assert_allclose(implicit, unrolled, rtol=1e-4, atol=1e-8)
 
 
-def test_gradient_with_respect_to_lam_matches_finite_differences(float64):
+@pytest.mark.parametrize("linear_solve", ["gmres", "active_cg"])
+def test_gradient_with_respect_to_lam_matches_finite_differences(linear_solve, float64):
     features, targets, lam, _ = gradient_check_problem("logistic")
 
     @jax.jit
     def objective(lam):
         solution = inner.solve_heads(
-            features, targets, loss="logistic", lam=lam, ridge=1e-3, **TIGHT
+            features,
+            targets,
+            loss="logistic",
+            lam=lam,
+            ridge=1e-3,
+            linear_solve=linear_solve,
+            **TIGHT,
         )
         return jnp.sum(jnp.sin(solution.W))
 
@@ -251,6 +261,48 @@ def test_float32_under_jit_and_vmap():
     assert np.all(solutions.optimality_error < 1e-3)
     # The solution scales inversely with the features (lam scales with them).
     np.testing.assert_allclose(solutions.W[1], solutions.W[0] / 2, atol=2e-3)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "softmax"])
+def test_active_set_gradient_equals_fixed_point_gradient_with_l1(loss, float64):
+    """Both implicit solves agree for the element-wise L1 penalty too (per-entry
+    active set, no penalty curvature)."""
+    features, targets, lam, num_classes = gradient_check_problem(loss, seed=5)
+    gradients = [
+        jax.grad(
+            heads_objective(
+                loss,
+                targets,
+                lam,
+                num_classes,
+                penalty="l1",
+                linear_solve=linear_solve,
+                **TIGHT,
+            )
+        )(features)
+        for linear_solve in ("gmres", "active_cg")
+    ]
+    np.testing.assert_allclose(gradients[1], gradients[0], rtol=1e-8, atol=1e-12)
+
+
+def test_active_set_gradient_under_vmap_in_float32():
+    """vmap over episodes of the active-set gradient = one episode at a time."""
+    features, targets = make_problem("logistic", num_tasks=3)
+    episodes = jnp.stack([features, 1.5 * features]).astype(jnp.float32)
+
+    def objective(features):
+        lam = 0.2 * losses.lambda_max(features, targets, "logistic")
+        solution = inner.solve_heads(
+            features, targets, loss="logistic", lam=lam, linear_solve="active_cg"
+        )
+        return jnp.sum(jnp.sin(solution.W)) + jnp.sum(solution.b**2)
+
+    gradient = jax.jit(jax.grad(objective))
+    batched = jax.jit(jax.vmap(gradient))(episodes)
+    assert batched.dtype == jnp.float32
+    for i in range(2):
+        np.testing.assert_allclose(batched[i], gradient(episodes[i]), atol=1e-5)
+    assert float(jnp.max(jnp.abs(batched))) > 0
 
 
 def test_warm_start_from_solution_stops_immediately(float64):

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import ml_collections
 import numpy as np
 import pytest
@@ -129,3 +130,25 @@ def test_config_arguments_set_ablation_and_fields():
         load_config(VECTOR_EXPERIMENT, "beta=1")
     with pytest.raises(ValueError, match="Unknown ablation 'dense'"):
         load_config(VECTOR_EXPERIMENT, "dense")
+
+
+def test_pretrained_weights_replace_the_initial_encoder(tmp_path):
+    from sparse_shared_jax import parallel
+    from sparse_shared_jax.models import pretrained
+
+    config = shrink(load_config(VECTOR_EXPERIMENT))
+    dataset = data.ground_truth(config.data.name, **config.data.options.to_dict())
+    layout = parallel.TrainingLayout.create(2, 16, 8)
+    state, _ = train.create_state(config, dataset, layout)
+    weights = jax.tree.map(lambda p: p + 1.0, state.params)
+    path = str(tmp_path / "encoder.msgpack")
+    pretrained.save_variables(path, weights)
+    config.model.pretrained_path = path
+    loaded = train._load_pretrained(config.model, state)
+    for got, want in zip(
+        jax.tree.leaves(loaded.params), jax.tree.leaves(weights), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    config.model.pretrained_path = str(tmp_path / "missing.msgpack")
+    with pytest.raises((FileNotFoundError, ValueError), match="missing.msgpack"):
+        train._load_pretrained(config.model, state)

@@ -1,0 +1,170 @@
+"""The notebooks in colabs/: stored without outputs, and run top to bottom.
+
+Every notebook is executed in a fresh Jupyter kernel running this Python
+(the virtualenv under test), from the repository root, with its cell tagged
+``parameters`` followed by an injected cell that sets the small sizes of
+`CI_PARAMETERS`. A cell that raises fails the test with the cell's
+traceback.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import pathlib
+import re
+import sys
+
+import nbformat
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+
+REPOSITORY_ROOT = pathlib.Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPOSITORY_ROOT / "colabs").glob("*.ipynb"))
+KERNEL_NAME = "sparse_shared_jax_test"
+CELL_TIMEOUT_S = 600
+# The placeholder the README and every notebook use for the repository, until
+# it is replaced by the project's real GitHub "owner/name".
+REPOSITORY_PATTERN = re.compile(r'^REPOSITORY = "([^"]+)"$', re.MULTILINE)
+
+# Small sizes for CI; WORKDIR-like paths are set per test to a temporary dir.
+CI_PARAMETERS = {
+    "quickstart.ipynb": {
+        "NUM_TRAIN_STEPS": 3,
+        "NUM_TASKS": 4,
+        "SUPPORT_SIZE": 16,
+        "QUERY_SIZE": 8,
+        "EVAL_SAMPLES": 200,
+    },
+    "losses_in_your_code.ipynb": {
+        "NUM_STEPS": 3,
+        "NUM_TASKS": 4,
+        "SUPPORT_SIZE": 16,
+        "QUERY_SIZE": 8,
+        "EVAL_SAMPLES": 200,
+    },
+    "transfer.ipynb": {
+        "NUM_TRAIN_STEPS": 3,
+        "NUM_TASKS": 4,
+        "SUPPORT_SIZE": 16,
+        "QUERY_SIZE": 8,
+        "EVAL_SAMPLES": 200,
+        "TRAIN_SIZE": 200,
+        "VALIDATION_SIZE": 100,
+        "TEST_SIZE": 200,
+        "ERM_STEPS": 5,
+    },
+}
+# The parameter holding the notebook's output directory.
+OUTPUT_PARAMETER = {
+    "quickstart.ipynb": "WORKDIR",
+    "losses_in_your_code.ipynb": "PICTURES",
+    "transfer.ipynb": "WORKDIR",
+}
+
+
+def _read(path: pathlib.Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def _parameters_cell_index(notebook: nbformat.NotebookNode) -> int:
+    indices = [
+        i
+        for i, cell in enumerate(notebook.cells)
+        if "parameters" in cell.metadata.get("tags", [])
+    ]
+    assert len(indices) == 1, (
+        f"expected exactly one cell tagged 'parameters', found {len(indices)}"
+    )
+    return indices[0]
+
+
+def _assigned_names(source: str) -> set[str]:
+    return {
+        target.id
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+
+
+def _kernel_manager(kernels_dir: pathlib.Path) -> KernelManager:
+    """A kernel manager for an ipykernel running this interpreter."""
+    spec_dir = kernels_dir / KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "sparse_shared_jax (tests)",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    return KernelManager(
+        kernel_name=KERNEL_NAME,
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels_dir)]),
+    )
+
+
+def test_there_are_notebooks():
+    names = {path.name for path in NOTEBOOKS}
+    assert set(CI_PARAMETERS) <= names
+    assert names <= set(CI_PARAMETERS), (
+        f"add CI sizes for {sorted(names - set(CI_PARAMETERS))} to CI_PARAMETERS"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_stored_without_outputs(path):
+    notebook = _read(path)
+    nbformat.validate(notebook)
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"cell {index} has stored outputs"
+            assert cell.execution_count is None, f"cell {index} has an execution count"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_parameters_cell_sets_every_ci_parameter(path):
+    notebook = _read(path)
+    source = notebook.cells[_parameters_cell_index(notebook)].source
+    expected = set(CI_PARAMETERS[path.name]) | {OUTPUT_PARAMETER[path.name]}
+    missing = expected - _assigned_names(source)
+    assert not missing, f"the parameters cell does not set {sorted(missing)}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_repository_placeholder_matches_readme(path):
+    readme = (REPOSITORY_ROOT / "README.md").read_text()
+    readme_repository = re.search(
+        r"colab\.research\.google\.com/github/([^/]+/[^/]+)/", readme
+    )
+    assert readme_repository, "the README has no Open in Colab badge"
+    sources = "\n".join(cell.source for cell in _read(path).cells)
+    assert REPOSITORY_PATTERN.findall(sources) == [readme_repository.group(1)]
+    badge = (
+        f"colab.research.google.com/github/{readme_repository.group(1)}/blob/main/"
+        f"colabs/{path.name}"
+    )
+    assert badge in readme, f"the README has no Open in Colab badge for {path.name}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_runs(path, tmp_path):
+    notebook = _read(path)
+    parameters = dict(CI_PARAMETERS[path.name])
+    parameters[OUTPUT_PARAMETER[path.name]] = str(tmp_path / "output")
+    injected = nbformat.v4.new_code_cell(
+        "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
+    )
+    injected.metadata["tags"] = ["injected-parameters"]
+    notebook.cells.insert(_parameters_cell_index(notebook) + 1, injected)
+    client = NotebookClient(
+        notebook,
+        km=_kernel_manager(tmp_path / "kernels"),
+        timeout=CELL_TIMEOUT_S,
+        resources={"metadata": {"path": str(REPOSITORY_ROOT)}},
+    )
+    client.execute()  # raises CellExecutionError naming the failing cell
