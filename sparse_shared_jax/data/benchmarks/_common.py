@@ -392,8 +392,9 @@ class BenchmarkBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     ArrayRecord unless another `file_format` is passed.
 
     Subclasses set `name` (= `SPEC.name`), `SPEC`,
-    `MANUAL_DOWNLOAD_INSTRUCTIONS` (= `SPEC.manual_download`), and implement
-    `_input_feature`, `_split_generators` (starting with `manual_dir_of`),
+    `MANUAL_DOWNLOAD_INSTRUCTIONS` (= `SPEC.manual_download`), image builders
+    `BUILDER_CONFIGS` (`image_configs`), and implement
+    `_split_generators` (starting with `manual_dir_of`),
     `_generate_examples`, and `_meta_features` if they have meta labels; they
     build examples with `_example`. Through ``tfds.data_source``, text
     features ('id', 'text') come back as UTF-8 bytes.
@@ -433,8 +434,17 @@ class BenchmarkBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         )
 
     def _input_feature(self) -> tfds.features.FeatureConnector:
-        """The feature of the input, e.g. `tfds.features.Image`."""
-        raise NotImplementedError
+        """The input feature of the spec's modality.
+
+        Text is stored as is; images as square uint8 RGB of the builder
+        config's `image_size`, encoded as its `image_format` (an `ImageConfig`).
+        """
+        if self.SPEC.modality == "text":
+            return tfds.features.Text()
+        size = self.builder_config.image_size
+        return tfds.features.Image(
+            shape=(size, size, 3), encoding_format=self.builder_config.image_format
+        )
 
     def _meta_features(self) -> dict[str, tfds.features.FeatureConnector]:
         """The meta-label features, one per name in `SPEC.meta_labels`."""

@@ -93,12 +93,6 @@ class Camelyon17Wilds(BenchmarkBuilder):
         (96, 64), "png", "Camelyon17-WILDS"
     )
 
-    def _input_feature(self) -> tfds.features.FeatureConnector:
-        size = self.builder_config.image_size
-        return tfds.features.Image(
-            shape=(size, size, 3), encoding_format=self.builder_config.image_format
-        )
-
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         manual_dir = manual_dir_of(dl_manager, self.name)
         root = find_release_root(manual_dir, _MARKERS, self.SPEC)

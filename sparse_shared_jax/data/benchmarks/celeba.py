@@ -105,12 +105,6 @@ class CelebA(BenchmarkBuilder):
         (224, 64), "jpeg", "CelebA"
     )
 
-    def _input_feature(self) -> tfds.features.FeatureConnector:
-        size = self.builder_config.image_size
-        return tfds.features.Image(
-            shape=(size, size, 3), encoding_format=self.builder_config.image_format
-        )
-
     def _meta_features(self) -> dict[str, tfds.features.FeatureConnector]:
         return {
             name: tfds.features.ClassLabel(names=("no", "yes"))

@@ -169,9 +169,6 @@ class CivilCommentsWilds(BenchmarkBuilder):
             homepage="https://wilds.stanford.edu/datasets/#civilcomments",
         )
 
-    def _input_feature(self) -> tfds.features.FeatureConnector:
-        return tfds.features.Text()
-
     def _meta_features(self) -> dict[str, tfds.features.FeatureConnector]:
         return {
             name: tfds.features.ClassLabel(num_classes=2) for name in TOXICITY_TYPES

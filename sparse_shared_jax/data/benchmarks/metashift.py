@@ -91,12 +91,6 @@ class MetaShift(BenchmarkBuilder):
         (224, 64), "jpeg", "MetaShift"
     )
 
-    def _input_feature(self) -> tfds.features.FeatureConnector:
-        size = self.builder_config.image_size
-        return tfds.features.Image(
-            shape=(size, size, 3), encoding_format=self.builder_config.image_format
-        )
-
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         manual_dir = manual_dir_of(dl_manager, self.name)
         root = find_release_root(manual_dir, _MARKERS, self.SPEC)

@@ -249,9 +249,6 @@ class MultiNLINegation(BenchmarkBuilder):
             homepage="https://cims.nyu.edu/~sbowman/multinli/",
         )
 
-    def _input_feature(self) -> tfds.features.FeatureConnector:
-        return tfds.features.Text()
-
     def _meta_features(self) -> dict[str, tfds.features.FeatureConnector]:
         return {"genre": tfds.features.ClassLabel(names=GENRES)}
 

@@ -86,12 +86,6 @@ class Waterbirds(BenchmarkBuilder):
         (224, 64), "jpeg", "Waterbirds"
     )
 
-    def _input_feature(self) -> tfds.features.FeatureConnector:
-        size = self.builder_config.image_size
-        return tfds.features.Image(
-            shape=(size, size, 3), encoding_format=self.builder_config.image_format
-        )
-
     def _meta_features(self) -> dict[str, tfds.features.FeatureConnector]:
         return {"species": tfds.features.ClassLabel(num_classes=NUM_SPECIES)}
 
