@@ -5,9 +5,12 @@ Every error names the config field, what it must be and the value given.
 
 from __future__ import annotations
 
+import os
+
 import ml_collections
 
 from sparse_shared_jax import bilevel, data, models, parallel
+from sparse_shared_jax.data import benchmarks, meta_tasks
 
 # The inner task loss of each label type of the task distribution.
 LOSS_OF_LABEL_TYPE = {
@@ -37,8 +40,8 @@ def _require_at_least(config, field: str, minimum) -> None:
     _require(value >= minimum, field, f">= {minimum}", value)
 
 
-def validate_config(config: ml_collections.ConfigDict) -> None:
-    """Raises ValueError naming the first config field out of range."""
+def _validate_training(config: ml_collections.ConfigDict) -> None:
+    """The checks every experiment shares: steps, model, episode, optimiser."""
     for field in ("num_train_steps", "seed"):
         _require_at_least(config, field, 0)
     for field in (
@@ -52,21 +55,98 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         "episode.query_size",
     ):
         _require_at_least(config, field, 1)
-    _require_at_least(config, "eval.num_samples", 10)
-    _require_choice(config, "data.name", data.registered_names())
-    _require_choice(config, "data.label_type", LOSS_OF_LABEL_TYPE)
     _require_choice(config, "model.name", models.ENCODERS)
     _require_choice(config, "model.pretrained_format", models.PRETRAINED_FORMATS)
     _require_choice(config, "outer.optimizer", OPTIMIZERS)
     _require_choice(config, "parallel.param_sharding", parallel.PARAM_SHARDINGS)
-    correlation = config.data.correlation
-    _require(0.0 <= correlation < 1.0, "data.correlation", "in [0, 1)", correlation)
     rate = config.outer.learning_rate
     _require(rate > 0, "outer.learning_rate", "> 0", rate)
     try:
         bilevel_settings(config)
     except ValueError as error:
         raise ValueError(f"Invalid config.inner/config.share value: {error}") from error
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+    """Raises ValueError naming the first config field out of range."""
+    if is_benchmark_config(config):
+        raise ValueError(
+            f"config.data.name {config.data.name!r} is a real benchmark: run it "
+            "with benchmark_train.meta_train_and_transfer (the command line "
+            "does so by itself)."
+        )
+    _validate_training(config)
+    _require_at_least(config, "eval.num_samples", 10)
+    _require_choice(config, "data.name", data.registered_names())
+    _require_choice(config, "data.label_type", LOSS_OF_LABEL_TYPE)
+    correlation = config.data.correlation
+    _require(0.0 <= correlation < 1.0, "data.correlation", "in [0, 1)", correlation)
+
+
+def is_benchmark_config(config: ml_collections.ConfigDict) -> bool:
+    """Whether config.data.name is a real benchmark (e.g. 'celeba/64px')."""
+    return config.data.name.split("/")[0] in benchmarks.BENCHMARKS
+
+
+def validate_benchmark_config(config: ml_collections.ConfigDict) -> None:
+    """Checks a `configs.benchmark_config` config; ValueError names the field."""
+    _validate_training(config)
+    _require(
+        is_benchmark_config(config),
+        "data.name",
+        f"a benchmark of {tuple(benchmarks.BENCHMARKS)} (optionally '/<config>')",
+        config.data.name,
+    )
+    _require_choice(config, "data.label_type", ("binary", "multiclass"))
+    _require_at_least(config, "data.num_classes", 2)
+    _require_at_least(config, "eval.num_episodes", 1)
+    _require_at_least(config, "transfer.max_examples", 0)
+    alphas = tuple(config.transfer.alphas)
+    _require(
+        bool(alphas) and all(0.0 <= alpha < 1.0 for alpha in alphas),
+        "transfer.alphas",
+        "a non-empty list of penalties in [0, 1)",
+        alphas,
+    )
+    spec = benchmarks.BENCHMARKS[config.data.name.split("/")[0]]
+    meta_tasks.check_task_fields(
+        task_fields(config),
+        spec.meta_labels,
+        allow_label=config.data.allow_label_tasks,
+        allow_attribute=config.data.allow_attribute_tasks,
+        benchmark=spec.name,
+    )
+    if spec.modality == "text":
+        _require_at_least(config, "data.max_length", 3)
+        _require(
+            bool(config.data.vocab_path),
+            "data.vocab_path",
+            "the path of a BERT vocab.txt for this text benchmark (e.g. the "
+            "vocab.txt of bert-base-uncased; see docs/backbones.md)",
+            config.data.vocab_path,
+        )
+        if not os.path.isfile(config.data.vocab_path):
+            raise FileNotFoundError(
+                f"config.data.vocab_path: no file at {config.data.vocab_path!r}."
+            )
+        _require(
+            config.model.name == "bert",
+            "model.name",
+            "'bert' for a text benchmark",
+            config.model.name,
+        )
+    elif config.model.name == "bert":
+        raise ValueError(
+            f"config.model.name is 'bert' but {spec.name} is an image benchmark; "
+            "use 'resnet18', 'resnet50' or 'conv'."
+        )
+
+
+def task_fields(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """config.data.task_fields, or the benchmark's meta labels when empty."""
+    if config.data.task_fields:
+        return tuple(config.data.task_fields)
+    return benchmarks.BENCHMARKS[config.data.name.split("/")[0]].meta_labels
 
 
 def bilevel_settings(config: ml_collections.ConfigDict) -> bilevel.BilevelSettings:

@@ -123,6 +123,62 @@ def base_config() -> ml_collections.ConfigDict:
     return config
 
 
+def benchmark_config(name: str) -> ml_collections.ConfigDict:
+    """The config of meta-training on a real benchmark's labels, then transfer.
+
+    The sections model, episode, inner, share, outer, parallel and checkpoint
+    are those of `base_config()`; `data` names the benchmark and the label
+    fields tasks are built from (see data/meta_tasks.py), `eval` the
+    meta-validation episodes and `transfer` the sparse target head
+    (benchmark_train.py).
+
+    Args:
+      name: the benchmark and its TFDS builder config, e.g. 'celeba/64px'.
+    """
+    base = base_config()
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.num_train_steps = 2000
+    config.log_every_steps = 50
+    config.eval_every_steps = 500  # meta-validation episodes
+
+    config.data = ml_collections.ConfigDict()
+    config.data.name = name  # a benchmark of data.benchmarks.BENCHMARKS[/config]
+    config.data.data_dir = ""  # TFDS data directory ('' = TFDS's default)
+    config.data.manual_dir = ""  # the hand download ('' = <data_dir>/downloads/manual)
+    # Label fields tasks are built from ('' entries not allowed; empty = the
+    # benchmark's meta labels).
+    config.data.task_fields = ()
+    config.data.allow_label_tasks = False  # may tasks use the target 'label'?
+    config.data.allow_attribute_tasks = False  # ... or the evaluation 'attribute'?
+    config.data.label_type = "binary"  # 'binary' (value pairs) or 'multiclass'
+    config.data.num_classes = 2  # classes per task, 'multiclass' only
+    # Text benchmarks: the BERT vocab.txt, the token length, lowercasing.
+    config.data.vocab_path = ""
+    config.data.max_length = 128
+    config.data.lowercase = True
+
+    for section in ("model", "episode", "inner", "share", "outer", "parallel"):
+        config[section] = base[section]
+    config.model.name = "resnet18"
+    config.model.num_features = 32
+    config.model.options = ml_collections.ConfigDict()
+
+    # Meta-validation: query accuracy of tasks drawn from the validation split.
+    config.eval = ml_collections.ConfigDict()
+    config.eval.num_episodes = 4
+
+    # Transfer: a sparse head for the target on the frozen encoder.
+    config.transfer = ml_collections.ConfigDict()
+    # Penalties (fractions of lambda_max) tried; chosen on the validation split.
+    config.transfer.alphas = (0.0, 0.01, 0.03, 0.1, 0.3)
+    # Examples encoded per split (a fixed random subset; 0 = the whole split).
+    config.transfer.max_examples = 0
+
+    config.checkpoint = base.checkpoint
+    return config
+
+
 def apply_ablation(config: ml_collections.ConfigDict, ablation: str) -> None:
     """Switches off sparsity and/or sharing for an ablation (in place)."""
     if ablation not in ABLATIONS:
@@ -150,6 +206,11 @@ def apply_arguments(
             continue
         key, value = (part.strip() for part in token.split("=", 1))
         if key == "rho":
+            if "correlation" not in config.data:
+                raise ValueError(
+                    f"rho= in {argument!r}: this experiment's data has no factor "
+                    "correlation (real benchmarks)."
+                )
             config.data.correlation = float(value)
         elif key == "share_variant":
             config.share.variant = value

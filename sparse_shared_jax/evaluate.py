@@ -27,7 +27,7 @@ def encode(
 
     Each batch is split over all devices of `mesh` (default: all devices).
     """
-    return _encode_rows(
+    return encode_rows(
         params, apply_fn, len(observations), observations.__getitem__, batch_size, mesh
     )
 
@@ -45,7 +45,7 @@ def encode_factors(
     Like `encode`, but in a multi-process job each process renders only the
     observations its own devices encode.
     """
-    return _encode_rows(
+    return encode_rows(
         params,
         apply_fn,
         len(factors),
@@ -55,8 +55,20 @@ def encode_factors(
     )
 
 
-def _encode_rows(params, apply_fn, num_rows, inputs_of_rows, batch_size, mesh):
-    """Encodes rows 0..num_rows-1; `inputs_of_rows(int [b]) -> [b, *obs]`."""
+def encode_rows(
+    params: Any,
+    apply_fn: ApplyFn,
+    num_rows: int,
+    inputs_of_rows: Callable[[np.ndarray], np.ndarray],
+    batch_size: int = 1024,
+    mesh: Mesh | None = None,
+) -> np.ndarray:
+    """Encodes rows 0..num_rows-1 of any data -> features [num_rows, k].
+
+    `inputs_of_rows(int [b]) -> [b, *obs]` reads the inputs of some rows (a
+    process of a multi-process job reads only those its devices encode);
+    batches are split over the devices of `mesh` (default: all devices).
+    """
     if mesh is None:
         mesh = Mesh(np.asarray(jax.devices()), ("batch",))
     sharding = NamedSharding(mesh, PartitionSpec(mesh.axis_names))

@@ -14,6 +14,8 @@ import functools
 import json
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import ml_collections
@@ -77,9 +79,14 @@ def make_episode_sampler(
     )
 
 
+def example_input(dataset: data.GroundTruthDataset) -> np.ndarray:
+    """float32 [1, *observation_shape]: zeros to initialise an encoder on."""
+    return np.zeros((1, *dataset.observation_shape), np.float32)
+
+
 def create_state(
     config: ml_collections.ConfigDict,
-    dataset: data.GroundTruthDataset,
+    example_x: np.ndarray,
     layout: parallel.TrainingLayout,
     optimizer: optax.GradientTransformation | None = None,
 ):
@@ -87,7 +94,8 @@ def create_state(
 
     Args:
       config: the experiment config (model, outer optimiser, seed).
-      dataset: gives the observation shape.
+      example_x: [1, *obs] encoder input of the right shape and dtype (e.g.
+        `example_input(dataset)`; int32 token ids for text encoders).
       layout: the devices and how parameters are laid out over them.
       optimizer: replaces the config's optimiser (e.g. in tests).
 
@@ -102,7 +110,7 @@ def create_state(
         lambda: bilevel.create_train_state(
             encoder,
             jax.random.key(config.seed),
-            np.zeros((1, *dataset.observation_shape), np.float32),  # example input
+            example_x,
             optimizer,
         ),
         layout.mesh,
@@ -176,7 +184,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         dict(layout.mesh.shape),
         layout.param_sharding,
     )
-    state, state_shardings = create_state(config, dataset, layout)
+    state, state_shardings = create_state(config, example_input(dataset), layout)
     checkpointer = checkpoints.Checkpointer(workdir, config.checkpoint.max_to_keep)
     writer = scalar_logs.ScalarWriter(workdir, enabled=parallel.is_main_process())
     try:
@@ -185,9 +193,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             state = checkpointer.restore(start_step, state)
             logging.info("Resumed from checkpoint at step %d", start_step)
         elif config.model.pretrained_path:
-            state = _load_pretrained(config.model, state)
+            state = load_pretrained(config.model, state)
         train_step = jit_train_step(settings, layout, state_shardings)
-        state = _train(config, state, train_step, sampler, layout, checkpointer, writer)
+
+        def evaluate_at(state, step):
+            logging.info(
+                "Evaluating at step %d on %d uniformly sampled factors",
+                step,
+                config.eval.num_samples,
+            )
+            return evaluate.representation_metrics(
+                state.params,
+                state.apply_fn,
+                dataset,
+                config.eval.num_samples,
+                config.seed,
+                mesh=layout.mesh,
+            ).scores
+
+        state = run_training_loop(
+            config,
+            state,
+            train_step,
+            lambda step: device_episode(sampler, step, layout.episode),
+            evaluate_at,
+            checkpointer,
+            writer,
+        )
         final = _final_evaluation(config, workdir, dataset, state, layout, writer)
     finally:
         writer.close()
@@ -209,7 +241,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return final
 
 
-def _load_pretrained(model_config, state):
+def load_pretrained(model_config, state):
     """Starts from pretrained encoder weights (the optimiser state is fresh)."""
     params = models.load_pretrained(
         model_config.pretrained_path, model_config.pretrained_format, state.params
@@ -266,8 +298,34 @@ def device_episode(
     return bilevel.EpisodeBatch(support_x, support_y, query_x, query_y)
 
 
-def _train(config, state, train_step, sampler, layout, checkpointer, writer):
-    """The loop from the state's step to config.num_train_steps."""
+def run_training_loop(
+    config: ml_collections.ConfigDict,
+    state,
+    train_step,
+    episode_at: Callable[[int], bilevel.EpisodeBatch],
+    evaluate_at: Callable[[Any, int], dict[str, float]],
+    checkpointer: checkpoints.Checkpointer,
+    writer: scalar_logs.ScalarWriter,
+):
+    """The loop from the state's step to config.num_train_steps.
+
+    Logs progress and scalars every config.log_every_steps, evaluates every
+    config.eval_every_steps (not at the last step: the caller's final
+    evaluation covers it), checkpoints every config.checkpoint.every_steps and
+    at the end, and stops with `NonFiniteLossError` at a NaN or infinite loss.
+
+    Args:
+      config: the run's config (steps and intervals).
+      state: the training state to continue from.
+      train_step: the jitted step(state, episode) -> (state, metrics).
+      episode_at: step (0-based) -> the device episode of that step.
+      evaluate_at: (state, step) -> scores, logged under 'eval/'.
+      checkpointer: saves the state.
+      writer: logs the scalars.
+
+    Returns:
+      The state after config.num_train_steps steps.
+    """
     guard = _LossGuard()
     start_step = int(state.step)
     total = config.num_train_steps
@@ -276,7 +334,7 @@ def _train(config, state, train_step, sampler, layout, checkpointer, writer):
     start_time = time.perf_counter()
     rate_start = (start_step, start_time)  # steps/s counts from after compiling
     for step in range(start_step + 1, total + 1):
-        episode = device_episode(sampler, step - 1, layout.episode)
+        episode = episode_at(step - 1)
         state, step_metrics = train_step(state, episode)
         guard.add(step, step_metrics["loss"])
         if step == start_step + 1:
@@ -304,23 +362,9 @@ def _train(config, state, train_step, sampler, layout, checkpointer, writer):
                 _format(step_metrics),
             )
         if step % config.eval_every_steps == 0 and not is_last:
-            logging.info(
-                "Evaluating at step %d on %d uniformly sampled factors",
-                step,
-                config.eval.num_samples,
-            )
-            evaluation = evaluate.representation_metrics(
-                state.params,
-                state.apply_fn,
-                sampler.dataset,
-                config.eval.num_samples,
-                config.seed,
-                mesh=layout.mesh,
-            )
-            writer.write_scalars(
-                step, {f"eval/{k}": v for k, v in evaluation.scores.items()}
-            )
-            logging.info("evaluation at step %d: %s", step, _format(evaluation.scores))
+            scores = evaluate_at(state, step)
+            writer.write_scalars(step, {f"eval/{k}": v for k, v in scores.items()})
+            logging.info("evaluation at step %d: %s", step, _format(scores))
         if step % config.checkpoint.every_steps == 0 or is_last:
             guard.check(_checkpoint_name(checkpointer))
             checkpointer.save(step, state)

@@ -73,7 +73,7 @@ def load_trained_encoder(
             config.episode.query_size,
             config.parallel.param_sharding,
         )
-        template, _ = train.create_state(config, dataset, layout)
+        template, _ = train.create_state(config, train.example_input(dataset), layout)
         state = checkpointer.restore(step, template)
     finally:
         checkpointer.close()

@@ -12,7 +12,8 @@ attribute). The baselines run in the same harness:
 * last-layer retraining: a linear head refit on the frozen ERM features
   with a group-balanced validation set (`last_layer_retraining`).
 
-Binary targets only (label in {0, 1}). Typical use, with splits that have
+Sparse heads and last-layer retraining take binary or multi-class targets
+(classes 0..C-1); ERM is binary. Typical use, with splits that have
 ``images`` [n, *obs], ``labels`` [n] and ``groups`` [n]:
 
     features = {name: encode_split(params, apply_fn, split) for ...}
@@ -54,34 +55,40 @@ class LabelledSplit(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class LinearHead:
-    """A binary linear classifier on standardised features.
+    """A linear classifier on standardised features, binary or multi-class.
 
-    logit(z) = ((z - mean) / std) . weights + bias; the class is logit > 0.
+    logits(z) = ((z - mean) / std) @ weights + bias. Binary heads have
+    weights [k] and a scalar bias (class 1 iff the logit > 0); heads for C > 2
+    classes have weights [k, C] and bias [C] (the class of the largest logit).
 
     Attributes:
-      weights: [k].
-      bias: scalar.
+      weights: [k] or [k, C].
+      bias: scalar, or [C].
       mean: [k], feature means of the data the head was fit on.
       std: [k], their standard deviations (plus a small epsilon).
     """
 
     weights: np.ndarray
-    bias: float
+    bias: float | np.ndarray
     mean: np.ndarray
     std: np.ndarray
 
     def logits(self, features: np.ndarray) -> np.ndarray:
-        """Features [n, k] -> logits [n]."""
+        """Features [n, k] -> logits [n] (binary) or [n, C]."""
         return ((features - self.mean) / self.std) @ self.weights + self.bias
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Features [n, k] -> predicted classes int32 [n]."""
-        return (self.logits(features) > 0).astype(np.int32)
+        logits = self.logits(features)
+        if logits.ndim == 1:
+            return (logits > 0).astype(np.int32)
+        return np.argmax(logits, axis=-1).astype(np.int32)
 
     @property
     def num_active(self) -> int:
-        """Features with a non-zero weight."""
-        return int(np.count_nonzero(self.weights))
+        """Features with a non-zero weight (a non-zero row for C > 2)."""
+        weights = self.weights.reshape(len(self.weights), -1)  # [k, 1 or C]
+        return int(np.count_nonzero(np.any(weights != 0, axis=1)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,27 +121,33 @@ def group_scores(
     Args:
       head: the classifier.
       features: [n, k].
-      labels: int [n] in {0, 1}.
+      labels: int [n] class ids.
       groups: int [n] group ids.
     """
     return metrics.group_accuracies(head.predict(features), labels, groups)
 
 
-@functools.partial(jax.jit, static_argnames=("ridge", "maxiter", "tol"))
-def _solve_lasso_logistic(features, labels, alpha, *, ridge, maxiter, tol):
-    """inner.solve_heads for one task: [n, k], [n] -> (W [k], b, error)."""
+@functools.partial(jax.jit, static_argnames=("num_classes", "ridge", "maxiter", "tol"))
+def _solve_sparse_head(features, labels, alpha, *, num_classes, ridge, maxiter, tol):
+    """inner.solve_heads for one task: [n, k], [n] -> (W [k, C'], b [C'], error).
+
+    C' = 1 (logistic) for two classes, else num_classes (softmax).
+    """
     features, labels = features[None], labels[None]  # T = 1
-    lam = alpha * losses.lambda_max(features, labels, "logistic")  # [1]
+    loss = "logistic" if num_classes == 2 else "softmax"
+    classes = None if num_classes == 2 else num_classes
+    lam = alpha * losses.lambda_max(features, labels, loss, classes)  # [1]
     solution = inner.solve_heads(
         features,
         labels,
-        loss="logistic",
+        loss=loss,
         lam=lam,
+        num_classes=classes,
         ridge=ridge,
         maxiter=maxiter,
         tol=tol,
     )
-    return solution.W[0, :, 0], solution.b[0, 0], solution.optimality_error[0]
+    return solution.W[0], solution.b[0], solution.optimality_error[0]
 
 
 def fit_sparse_head(
@@ -146,18 +159,20 @@ def fit_sparse_head(
     maxiter: int = 3000,
     tol: float = 1e-6,
 ) -> LinearHead:
-    """Fits an L1-penalised logistic head with the project's inner solver.
+    """Fits a sparse linear head with the project's inner solver.
 
     Standardises the features with their own mean and standard deviation,
-    then solves (inner.solve_heads, T = 1, C = 1, where the group lasso is
-    the L1 norm)
+    then solves (inner.solve_heads, T = 1) for binary labels
 
         min_{w, b} mean_i logistic(w . z_i + b, y_i)
-                   + alpha * lambda_max * ||w||_1 + (ridge / 2) ||w||^2.
+                   + alpha * lambda_max * ||w||_1 + (ridge / 2) ||w||^2,
+
+    and for C > 2 classes the softmax loss with the group lasso over the
+    rows of W [k, C] (a feature is used for all classes or none).
 
     Args:
       features: [n, k] frozen features.
-      labels: int [n] in {0, 1}; both classes must occur.
+      labels: int [n] in {0, ..., C-1}, C >= 2; every class must occur.
       alpha: penalty as a fraction of lambda_max, in [0, 1); alpha = 0 is
         ridge-only logistic regression.
       ridge: the ridge weight.
@@ -173,10 +188,11 @@ def fit_sparse_head(
             f"features must be [n, k] and labels [n]; got shapes {features.shape} "
             f"and {labels.shape}."
         )
-    if not set(np.unique(labels)) == {0, 1}:
+    num_classes = int(labels.max()) + 1 if labels.size else 0
+    if num_classes < 2 or set(np.unique(labels)) != set(range(num_classes)):
         raise ValueError(
-            f"labels must be binary with both classes present; got values "
-            f"{np.unique(labels)}."
+            f"labels must be classes 0..C-1 (C >= 2) with every class present; "
+            f"got values {np.unique(labels)}."
         )
     if not 0.0 <= alpha < 1.0:
         raise ValueError(
@@ -184,16 +200,19 @@ def fit_sparse_head(
         )
     mean = features.mean(axis=0)  # [k]
     std = features.std(axis=0) + _STD_EPS  # [k]
-    weights, bias, error = _solve_lasso_logistic(
+    weights, bias, error = _solve_sparse_head(
         jnp.asarray((features - mean) / std),
         jnp.asarray(labels, jnp.int32),
         jnp.float32(alpha),
+        num_classes=num_classes,
         ridge=ridge,
         maxiter=maxiter,
         tol=tol,
     )
     logging.info("sparse head alpha=%g: optimality error %.2e", alpha, float(error))
-    return LinearHead(np.asarray(weights), float(bias), mean, std)
+    if num_classes == 2:  # one logit: weights [k], scalar bias
+        return LinearHead(np.asarray(weights[:, 0]), float(bias[0]), mean, std)
+    return LinearHead(np.asarray(weights), np.asarray(bias), mean, std)
 
 
 def _select(fits: dict[float, LinearHead], scores: dict[float, dict]) -> float:

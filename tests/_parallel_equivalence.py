@@ -34,7 +34,9 @@ def run(devices, config, num_steps):
         config.parallel.param_sharding,
         devices=devices,
     )
-    state, shardings = train.create_state(config, dataset, layout, optax.sgd(0.1))
+    state, shardings = train.create_state(
+        config, train.example_input(dataset), layout, optax.sgd(0.1)
+    )
     step_fn = train.jit_train_step(bilevel_settings(config), layout, shardings)
     losses = []
     for step in range(num_steps):

@@ -11,10 +11,10 @@ import ml_collections
 import numpy as np
 import pytest
 
-from sparse_shared_jax import configs, data, train
+from sparse_shared_jax import config_validation, configs, data, train
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(__file__), "..", "experiments")
-EXPERIMENTS = sorted(glob.glob(os.path.join(EXPERIMENTS_DIR, "*.py")))
+ALL_EXPERIMENTS = sorted(glob.glob(os.path.join(EXPERIMENTS_DIR, "*.py")))
 # The fast vector-data experiment, for the tests that run one config.
 VECTOR_EXPERIMENT = os.path.join(EXPERIMENTS_DIR, "nonlinear_mixing.py")
 
@@ -25,6 +25,15 @@ def load_config(path, argument=None):
     with open(path) as f:
         exec(compile(f.read(), path, "exec"), namespace)
     return namespace["get_config"](argument)
+
+
+# Ground-truth experiments; the others meta-train on real benchmarks
+# (tests/test_benchmark_train.py).
+EXPERIMENTS = [
+    path
+    for path in ALL_EXPERIMENTS
+    if not config_validation.is_benchmark_config(load_config(path))
+]
 
 
 def shrink(config):
@@ -62,6 +71,9 @@ def test_config_value_out_of_range_is_rejected_before_training(tmp_path):
     config.data.name = "mnist"
     with pytest.raises(ValueError, match=r"config.data.name must be one of"):
         train.train_and_evaluate(config, str(tmp_path))
+    benchmark = load_config(os.path.join(EXPERIMENTS_DIR, "celeba.py"))
+    with pytest.raises(ValueError, match="meta_train_and_transfer"):
+        train.train_and_evaluate(benchmark, str(tmp_path))
 
 
 def test_command_line_rejects_misspelt_override(tmp_path):
@@ -139,16 +151,16 @@ def test_pretrained_weights_replace_the_initial_encoder(tmp_path):
     config = shrink(load_config(VECTOR_EXPERIMENT))
     dataset = data.ground_truth(config.data.name, **config.data.options.to_dict())
     layout = parallel.TrainingLayout.create(2, 16, 8)
-    state, _ = train.create_state(config, dataset, layout)
+    state, _ = train.create_state(config, train.example_input(dataset), layout)
     weights = jax.tree.map(lambda p: p + 1.0, state.params)
     path = str(tmp_path / "encoder.msgpack")
     pretrained.save_variables(path, weights)
     config.model.pretrained_path = path
-    loaded = train._load_pretrained(config.model, state)
+    loaded = train.load_pretrained(config.model, state)
     for got, want in zip(
         jax.tree.leaves(loaded.params), jax.tree.leaves(weights), strict=True
     ):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     config.model.pretrained_path = str(tmp_path / "missing.msgpack")
     with pytest.raises((FileNotFoundError, ValueError), match="missing.msgpack"):
-        train._load_pretrained(config.model, state)
+        train.load_pretrained(config.model, state)

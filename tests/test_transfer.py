@@ -106,12 +106,30 @@ def test_lasso_path_starts_with_the_causal_feature_and_bad_input_is_named(splits
     # Just below lambda_max only the feature with the largest gradient enters.
     head = transfer.fit_sparse_head(features, labels, alpha=0.99)
     assert head.num_active == 1 and head.weights[0] > 0
-    with pytest.raises(ValueError, match="both classes"):
+    with pytest.raises(ValueError, match="every class present"):
         transfer.fit_sparse_head(features, np.zeros_like(labels), alpha=0.1)
     with pytest.raises(ValueError, match="alpha must be in"):
         transfer.fit_sparse_head(features, labels, alpha=1.0)
     with pytest.raises(ValueError, match="features must be"):
         transfer.fit_sparse_head(features[:, 0], labels, alpha=0.1)
+
+
+def test_three_class_head_uses_only_the_informative_feature_rows():
+    # Class c sits at mean 2c on feature 0; features 1-3 are noise.
+    rng = np.random.default_rng(3)
+    labels = np.arange(900) % 3
+    features = rng.standard_normal((900, 4)).astype(np.float32)
+    features[:, 0] += 2.0 * labels
+    head = transfer.fit_sparse_head(features, labels, alpha=0.5)
+    assert head.weights.shape == (4, 3) and head.bias.shape == (3,)
+    # Group lasso over rows: the noise features are dropped for all classes.
+    assert head.num_active == 1 and np.any(head.weights[0] != 0)
+    # Bayes accuracy of means 2 apart at unit noise: 1 - (4/3) Phi(-1) = 0.79.
+    assert (head.predict(features) == labels).mean() > 0.7
+    dense = transfer.fit_sparse_head(features, labels, alpha=0.0)
+    assert dense.num_active == 4 and (dense.predict(features) == labels).mean() > 0.75
+    with pytest.raises(ValueError, match="every class present"):
+        transfer.fit_sparse_head(features, np.where(labels == 1, 2, labels), 0.1)
 
 
 def test_balanced_indices_cut_every_group_to_the_smallest():

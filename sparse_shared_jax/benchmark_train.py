@@ -1,0 +1,398 @@
+"""Meta-training on a real benchmark's labels, then the transfer evaluation.
+
+`meta_train_and_transfer(config, workdir)` runs a `configs.benchmark_config`
+experiment (experiments/celeba.py, waterbirds.py, ...):
+
+1. opens the benchmark's splits (`data.benchmark_splits`), preparing it from
+   the manual download if needed;
+2. meta-trains the encoder with the bilevel method on episodes of tasks built
+   from the training split's label fields (`data.meta_tasks`; by default the
+   benchmark's meta labels, never the evaluation attribute unless the config
+   says so), with the loop, checkpoints and logs of `train` — resumable, and
+   evaluated every config.eval_every_steps on tasks drawn from the
+   validation split (meta-validation query accuracy);
+3. freezes the encoder and fits a sparse head for the target label on the
+   training split (`transfer.select_sparse_head`, penalty chosen by
+   validation worst-group accuracy), then reports average and worst-group
+   accuracy on every split (for domain-shift benchmarks such as Camelyon17,
+   the test split's average accuracy is the out-of-distribution accuracy).
+   Last-layer retraining on the same frozen features with the group-balanced
+   validation split is reported next to it.
+
+Writes `transfer.json` and `metrics.json` in the workdir.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from sparse_shared_jax import (
+    bilevel,
+    checkpoints,
+    evaluate,
+    parallel,
+    scalar_logs,
+    train,
+    transfer,
+)
+from sparse_shared_jax.config_validation import (
+    bilevel_settings,
+    task_fields,
+    validate_benchmark_config,
+)
+from sparse_shared_jax.data import benchmark_splits, meta_tasks
+from sparse_shared_jax.data.benchmarks.civil_comments import IDENTITIES, mention_field
+from sparse_shared_jax.models import tokenizer
+
+TRANSFER_FILE = "transfer.json"
+# The split the target head is fit on, and the one its penalty is chosen on.
+FIT_SPLIT, SELECTION_SPLIT = "train", "validation"
+# Part of each training group held out as validation where a benchmark has none.
+_HELD_OUT_FRACTION = 0.2
+# Meta-validation episodes use the seed config.seed + _EVAL_SEED_OFFSET.
+_EVAL_SEED_OFFSET = 1_000_003
+
+
+def open_benchmark(config: ml_collections.ConfigDict) -> dict:
+    """split name -> BenchmarkSplit of the config's benchmark.
+
+    Always holds 'train' and 'validation': a benchmark without an official
+    validation split gets one held out of its training split.
+    """
+    spec = benchmark_splits.benchmark_spec(config.data.name)
+    tokenize = None
+    if spec.modality == "text":
+        wordpiece = tokenizer.WordPieceTokenizer.from_vocab_file(
+            config.data.vocab_path, lowercase=config.data.lowercase
+        )
+        _check_token_ids(config, wordpiece)
+
+        def tokenize(texts, pairs):
+            return wordpiece.encode(texts, pairs, max_length=config.data.max_length).ids
+
+    splits = benchmark_splits.open_splits(
+        config.data.name,
+        data_dir=config.data.data_dir or None,
+        manual_dir=config.data.manual_dir or None,
+        tokenize=tokenize,
+    )
+    if SELECTION_SPLIT not in splits:  # MetaShift: train and test only
+        splits[FIT_SPLIT], splits[SELECTION_SPLIT] = (
+            benchmark_splits.hold_out_validation(
+                splits[FIT_SPLIT], _HELD_OUT_FRACTION, seed=0
+            )
+        )
+        logging.info(
+            "%s has no validation split: %d%% of every training group is held "
+            "out as one (seed 0), for meta-validation and the head's penalty",
+            config.data.name,
+            round(100 * _HELD_OUT_FRACTION),
+        )
+    return splits
+
+
+def _check_token_ids(config, wordpiece: tokenizer.WordPieceTokenizer) -> None:
+    """The encoder's vocabulary size and special ids must match the vocab.txt."""
+    options = config.model.options.to_dict()
+    expected = {
+        "vocab_size": (options.get("vocab_size", 30522), len(wordpiece.vocab)),
+        "pad_id": (options.get("pad_id", 0), wordpiece.pad_id),
+        "sep_id": (options.get("sep_id", 102), wordpiece.sep_id),
+    }
+    for option, (model_value, vocab_value) in expected.items():
+        if option == "vocab_size" and model_value >= vocab_value:
+            continue
+        if model_value != vocab_value:
+            raise ValueError(
+                f"config.model.options.{option} is {model_value} but "
+                f"{config.data.vocab_path} gives {vocab_value}; set "
+                f"--config.model.options.{option}={vocab_value}."
+            )
+    if config.data.max_length > options.get("max_length", 512):
+        raise ValueError(
+            f"config.data.max_length={config.data.max_length} exceeds the "
+            f"encoder's position table (model.options.max_length="
+            f"{options.get('max_length', 512)})."
+        )
+
+
+def make_task_sampler(
+    config: ml_collections.ConfigDict, split: benchmark_splits.BenchmarkSplit, seed: int
+) -> meta_tasks.MetaTaskSampler:
+    """Episodes of the config's task fields drawn from `split`."""
+    return meta_tasks.MetaTaskSampler(
+        split.labels,
+        task_fields(config),
+        num_tasks=config.episode.num_tasks,
+        support_size=config.episode.support_size,
+        query_size=config.episode.query_size,
+        num_classes=2
+        if config.data.label_type == "binary"
+        else config.data.num_classes,
+        seed=seed,
+    )
+
+
+def device_episode(
+    sampler: meta_tasks.MetaTaskSampler,
+    split: benchmark_splits.BenchmarkSplit,
+    step: int,
+    sharding,
+) -> bilevel.EpisodeBatch:
+    """Episode `step` as global arrays; each process reads only its block."""
+    draw = sampler(step)
+    input_shape = split.inputs(draw.support_index[0, :1]).shape[1:]
+
+    def arrays(rows, labels):  # int [T, n], [T, n]
+        x = parallel.global_array(
+            lambda block: split.inputs(rows[block[:2]]).reshape(
+                rows[block[:2]].shape + input_shape
+            ),
+            rows.shape + input_shape,
+            sharding,
+        )
+        y = parallel.global_array(lambda block: labels[block], labels.shape, sharding)
+        return x, y
+
+    support_x, support_y = arrays(draw.support_index, draw.support_y)
+    query_x, query_y = arrays(draw.query_index, draw.query_y)
+    return bilevel.EpisodeBatch(support_x, support_y, query_x, query_y)
+
+
+def meta_train_and_transfer(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Meta-trains on the benchmark's label tasks, then evaluates transfer.
+
+    Args:
+      config: a benchmark experiment config (`configs.benchmark_config`).
+      workdir: directory for everything the run writes; a run with the same
+        config resumes from its latest checkpoint.
+
+    Returns:
+      The final metrics (also in `workdir/metrics.json`): 'transfer/...'
+      scores, the last training scalars and the step.
+    """
+    validate_benchmark_config(config)
+    os.makedirs(workdir, exist_ok=True)
+    checkpoints.check_workdir_config(workdir, config, write=parallel.is_main_process())
+    splits = open_benchmark(config)
+    train_split, validation_split = splits[FIT_SPLIT], splits[SELECTION_SPLIT]
+    logging.info(
+        "%s: %s examples; tasks from %s",
+        config.data.name,
+        {name: len(split) for name, split in splits.items()},
+        task_fields(config),
+    )
+    sampler = make_task_sampler(config, train_split, config.seed)
+    validation_sampler = make_task_sampler(
+        config, validation_split, config.seed + _EVAL_SEED_OFFSET
+    )
+    settings = bilevel_settings(config)
+    layout = parallel.TrainingLayout.create(
+        config.episode.num_tasks,
+        config.episode.support_size,
+        config.episode.query_size,
+        config.parallel.param_sharding,
+    )
+    state, state_shardings = train.create_state(
+        config, train_split.inputs(np.zeros(1, np.int64)), layout
+    )
+    checkpointer = checkpoints.Checkpointer(workdir, config.checkpoint.max_to_keep)
+    writer = scalar_logs.ScalarWriter(workdir, enabled=parallel.is_main_process())
+    try:
+        start_step = checkpointer.latest_step() or 0
+        if start_step:
+            state = checkpointer.restore(start_step, state)
+            logging.info("Resumed from checkpoint at step %d", start_step)
+        elif config.model.pretrained_path:
+            state = train.load_pretrained(config.model, state)
+        meta_validation = functools.partial(
+            _meta_validation,
+            loss_fn=jax.jit(
+                functools.partial(
+                    bilevel.outer_loss, apply_fn=state.apply_fn, settings=settings
+                )
+            ),
+            num_episodes=config.eval.num_episodes,
+            sampler=validation_sampler,
+            split=validation_split,
+            sharding=layout.episode,
+        )
+        state = train.run_training_loop(
+            config,
+            state,
+            train.jit_train_step(settings, layout, state_shardings),
+            lambda step: device_episode(sampler, train_split, step, layout.episode),
+            lambda state, step: meta_validation(state),
+            checkpointer,
+            writer,
+        )
+        step = int(state.step)
+        scores = {f"meta_validation/{k}": v for k, v in meta_validation(state).items()}
+        writer.write_scalars(step, scores)
+        record = transfer_evaluation(config, state.params, state.apply_fn, splits)
+    finally:
+        writer.close()
+        checkpointer.close()
+    final = dict(scores, step=step)
+    final.update(_flatten_scores(record))
+    if not parallel.is_main_process():
+        return final
+    history = scalar_logs.read_history(workdir, step)
+    final.update(
+        {name: s[-1][1] for name, s in history.items() if name.startswith("train/")}
+    )
+    _write_json(os.path.join(workdir, TRANSFER_FILE), record)
+    _write_json(os.path.join(workdir, "metrics.json"), final)
+    test = record["sparse_head"].get("test", {})
+    print(
+        f"Final (step {step}): {config.data.name} sparse head (alpha "
+        f"{record['sparse_head']['alpha']:g}, {record['sparse_head']['num_active']} "
+        f"of {config.model.num_features} features): test average "
+        f"{test.get('average', float('nan')):.3f}, worst group "
+        f"{test.get('worst_group', float('nan')):.3f}; details in "
+        f"{os.path.join(workdir, TRANSFER_FILE)}",
+        flush=True,
+    )
+    return final
+
+
+def _meta_validation(
+    state, *, loss_fn, num_episodes, sampler, split, sharding
+) -> dict[str, float]:
+    """Mean outer-loss diagnostics (query loss, accuracy, ...) over episodes
+    0..num_episodes-1 of `sampler`, on `split` (the same episodes every time).
+
+    `loss_fn(params, episode=...)` is the jitted `bilevel.outer_loss`.
+    """
+    totals: dict[str, float] = {}
+    for index in range(num_episodes):
+        episode = device_episode(sampler, split, index, sharding)
+        _, aux = loss_fn(state.params, episode=episode)
+        for name, value in aux.items():
+            totals[name] = totals.get(name, 0.0) + float(value)
+    return {name: value / num_episodes for name, value in totals.items()}
+
+
+def _subset_rows(num_rows: int, max_examples: int, seed: int) -> np.ndarray:
+    """All rows, or a fixed random subset of `max_examples` (sorted)."""
+    if not max_examples or max_examples >= num_rows:
+        return np.arange(num_rows)
+    rng = np.random.default_rng([seed, 11])
+    return np.sort(rng.choice(num_rows, size=max_examples, replace=False))
+
+
+def transfer_evaluation(config, params, apply_fn, splits: dict) -> dict:
+    """Sparse target head on the frozen encoder, and last-layer retraining.
+
+    Encodes every split (or config.transfer.max_examples of each), fits the
+    sparse head on the training split with the penalty chosen by validation
+    worst-group accuracy, refits last-layer retraining on the group-balanced
+    validation split, and scores both on every split.
+
+    Returns:
+      {'sparse_head': {...}, 'last_layer_retraining': {...}, 'num_examples':
+      {split: n}}, each head's record holding 'alpha', 'num_active' and per
+      split 'average', 'worst_group', 'per_group' (and for CivilComments
+      'worst_identity_group', WILDS's 16 overlapping groups).
+    """
+    features, labels = {}, {}
+    for name, split in splits.items():
+        rows = _subset_rows(len(split), config.transfer.max_examples, config.seed)
+        logging.info("Encoding %d examples of the %s split", len(rows), name)
+        features[name] = evaluate.encode_rows(
+            params,
+            apply_fn,
+            len(rows),
+            lambda positions, rows=rows, split=split: split.inputs(rows[positions]),
+            batch_size=256,
+        )
+        labels[name] = {field: column[rows] for field, column in split.labels.items()}
+    alphas = tuple(float(a) for a in config.transfer.alphas)
+    fit, selection = labels[FIT_SPLIT], labels[SELECTION_SPLIT]
+    sparse = transfer.select_sparse_head(
+        features[FIT_SPLIT],
+        fit["label"],
+        features[SELECTION_SPLIT],
+        selection["label"],
+        selection["group"],
+        alphas,
+    )
+    retrained = transfer.last_layer_retraining(
+        features[SELECTION_SPLIT],
+        selection["label"],
+        selection["group"],
+        alphas,
+        config.seed,
+    )
+    record = {"num_examples": {name: len(f) for name, f in features.items()}}
+    for key, chosen in (("sparse_head", sparse), ("last_layer_retraining", retrained)):
+        record[key] = {"alpha": chosen.alpha, "num_active": chosen.head.num_active}
+        for name in splits:
+            record[key][name] = _split_scores(chosen.head, features[name], labels[name])
+    return record
+
+
+def _split_scores(head: transfer.LinearHead, features, labels) -> dict:
+    """Average / worst-group / per-group accuracy (+ WILDS identity groups)."""
+    scores = transfer.group_scores(head, features, labels["label"], labels["group"])
+    record = {
+        "average": scores["average"],
+        "worst_group": scores["worst_group"],
+        "per_group": {str(g): a for g, a in scores["per_group"].items()},
+    }
+    if all(mention_field(identity) in labels for identity in IDENTITIES):
+        record["worst_identity_group"] = worst_identity_group(
+            head.predict(features), labels
+        )
+    return record
+
+
+def worst_identity_group(predictions: np.ndarray, labels: dict) -> float:
+    """CivilComments-WILDS' metric: the worst accuracy over its 16 groups.
+
+    Group (identity j, label y) holds the comments that mention j and have
+    label y; a comment mentioning several identities is in several groups.
+    Empty groups are skipped.
+
+    Args:
+      predictions: int [n].
+      labels: field -> int [n], with 'label' and every ``mentions_<identity>``.
+    """
+    correct = predictions == labels["label"]
+    accuracies = [
+        correct[members].mean()
+        for identity in IDENTITIES
+        for y in (0, 1)
+        if (
+            members := (labels[mention_field(identity)] == 1) & (labels["label"] == y)
+        ).any()
+    ]
+    return float(min(accuracies)) if accuracies else float("nan")
+
+
+def _flatten_scores(record: dict) -> dict[str, float]:
+    """'transfer/<head>/<split>/<score>' -> value, for metrics.json."""
+    flat = {}
+    for head in ("sparse_head", "last_layer_retraining"):
+        flat[f"transfer/{head}/alpha"] = record[head]["alpha"]
+        flat[f"transfer/{head}/num_active"] = record[head]["num_active"]
+        for split, scores in record[head].items():
+            if isinstance(scores, dict):
+                for name, value in scores.items():
+                    if name != "per_group":
+                        flat[f"transfer/{head}/{split}/{name}"] = value
+    return flat
+
+
+def _write_json(path: str, value: dict) -> None:
+    """Writes atomically, so an interrupted run never leaves half a file."""
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)
