@@ -16,10 +16,13 @@ experiment (experiments/celeba.py, waterbirds.py, ...):
    validation worst-group accuracy), then reports average and worst-group
    accuracy on every split (for domain-shift benchmarks such as Camelyon17,
    the test split's average accuracy is the out-of-distribution accuracy).
-   Last-layer retraining on the same frozen features with the group-balanced
-   validation split is reported next to it.
+   Next to it: last-layer retraining on the same frozen features with the
+   group-balanced validation split, and the baselines ERM (the same encoder
+   trained on the target label, config.transfer.erm_steps) and last-layer
+   retraining on the ERM features.
 
-Writes `transfer.json` and `metrics.json` in the workdir.
+Writes `transfer.json`, `metrics.json` and the ERM model
+(`erm_params.msgpack`) in the workdir.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from sparse_shared_jax import (
     bilevel,
     checkpoints,
     evaluate,
+    models,
     parallel,
     scalar_logs,
     train,
@@ -52,6 +56,7 @@ from sparse_shared_jax.data.benchmarks.civil_comments import IDENTITIES, mention
 from sparse_shared_jax.models import tokenizer
 
 TRANSFER_FILE = "transfer.json"
+ERM_FILE = "erm_params.msgpack"
 # The split the target head is fit on, and the one its penalty is chosen on.
 FIT_SPLIT, SELECTION_SPLIT = "train", "validation"
 # Part of each training group held out as validation where a benchmark has none.
@@ -236,7 +241,10 @@ def meta_train_and_transfer(config: ml_collections.ConfigDict, workdir: str) -> 
         step = int(state.step)
         scores = {f"meta_validation/{k}": v for k, v in meta_validation(state).items()}
         writer.write_scalars(step, scores)
-        record = transfer_evaluation(config, state.params, state.apply_fn, splits)
+        erm = train_erm_baseline(config, workdir, train_split)
+        record = transfer_evaluation(
+            config, state.params, state.apply_fn, splits, erm=erm
+        )
     finally:
         writer.close()
         checkpointer.close()
@@ -288,23 +296,11 @@ def _subset_rows(num_rows: int, max_examples: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(num_rows, size=max_examples, replace=False))
 
 
-def transfer_evaluation(config, params, apply_fn, splits: dict) -> dict:
-    """Sparse target head on the frozen encoder, and last-layer retraining.
-
-    Encodes every split (or config.transfer.max_examples of each), fits the
-    sparse head on the training split with the penalty chosen by validation
-    worst-group accuracy, refits last-layer retraining on the group-balanced
-    validation split, and scores both on every split.
-
-    Returns:
-      {'sparse_head': {...}, 'last_layer_retraining': {...}, 'num_examples':
-      {split: n}}, each head's record holding 'alpha', 'num_active' and per
-      split 'average', 'worst_group', 'per_group' (and for CivilComments
-      'worst_identity_group', WILDS's 16 overlapping groups).
-    """
-    features, labels = {}, {}
+def _encode_splits(params, apply_fn, splits: dict, rows_of: dict) -> dict:
+    """split name -> features [n, k] of the split's `rows_of[name]`."""
+    features = {}
     for name, split in splits.items():
-        rows = _subset_rows(len(split), config.transfer.max_examples, config.seed)
+        rows = rows_of[name]
         logging.info("Encoding %d examples of the %s split", len(rows), name)
         features[name] = evaluate.encode_rows(
             params,
@@ -313,30 +309,131 @@ def transfer_evaluation(config, params, apply_fn, splits: dict) -> dict:
             lambda positions, rows=rows, split=split: split.inputs(rows[positions]),
             batch_size=256,
         )
-        labels[name] = {field: column[rows] for field, column in split.labels.items()}
+    return features
+
+
+def transfer_evaluation(
+    config, params, apply_fn, splits: dict, erm: transfer.ErmModel | None = None
+) -> dict:
+    """The frozen encoder's sparse target head, and the baselines.
+
+    Encodes every split (or config.transfer.max_examples of each) and scores
+    on every split:
+
+    * 'sparse_head': the method's transfer, a sparse head fit on the training
+      split with the penalty chosen by validation worst-group accuracy;
+    * 'method_last_layer': last-layer retraining (group-balanced validation
+      split) on the same frozen features;
+    * with `erm`: 'erm', the ERM model's own head, and 'erm_last_layer',
+      last-layer retraining on the ERM features (the usual baseline).
+
+    Returns:
+      {'num_examples': {split: n}, head name: {'alpha', 'num_active', split:
+      {'average', 'worst_group', 'per_group'} (and for CivilComments
+      'worst_identity_group', WILDS's 16 overlapping groups)}}; ERM's alpha
+      is None.
+    """
+    rows_of = {
+        name: _subset_rows(len(split), config.transfer.max_examples, config.seed)
+        for name, split in splits.items()
+    }
+    labels = {
+        name: {field: column[rows_of[name]] for field, column in split.labels.items()}
+        for name, split in splits.items()
+    }
     alphas = tuple(float(a) for a in config.transfer.alphas)
-    fit, selection = labels[FIT_SPLIT], labels[SELECTION_SPLIT]
+    selection = labels[SELECTION_SPLIT]
+
+    def last_layer(features):
+        return transfer.last_layer_retraining(
+            features[SELECTION_SPLIT],
+            selection["label"],
+            selection["group"],
+            alphas,
+            config.seed,
+        )
+
+    features = _encode_splits(params, apply_fn, splits, rows_of)
     sparse = transfer.select_sparse_head(
         features[FIT_SPLIT],
-        fit["label"],
+        labels[FIT_SPLIT]["label"],
         features[SELECTION_SPLIT],
         selection["label"],
         selection["group"],
         alphas,
     )
-    retrained = transfer.last_layer_retraining(
-        features[SELECTION_SPLIT],
-        selection["label"],
-        selection["group"],
-        alphas,
-        config.seed,
-    )
-    record = {"num_examples": {name: len(f) for name, f in features.items()}}
-    for key, chosen in (("sparse_head", sparse), ("last_layer_retraining", retrained)):
-        record[key] = {"alpha": chosen.alpha, "num_active": chosen.head.num_active}
+    method_retrained = last_layer(features)
+    heads = {
+        "sparse_head": (sparse.alpha, sparse.head, features),
+        "method_last_layer": (
+            method_retrained.alpha,
+            method_retrained.head,
+            features,
+        ),
+    }
+    if erm is not None:
+        erm_features = _encode_splits(erm.params, erm.apply_fn, splits, rows_of)
+        heads["erm"] = (None, erm.head, erm_features)
+        retrained = last_layer(erm_features)
+        heads["erm_last_layer"] = (retrained.alpha, retrained.head, erm_features)
+    record = {"num_examples": {name: len(rows) for name, rows in rows_of.items()}}
+    for key, (alpha, head, head_features) in heads.items():
+        record[key] = {"alpha": alpha, "num_active": head.num_active}
         for name in splits:
-            record[key][name] = _split_scores(chosen.head, features[name], labels[name])
+            record[key][name] = _split_scores(head, head_features[name], labels[name])
     return record
+
+
+def train_erm_baseline(
+    config: ml_collections.ConfigDict, workdir: str, train_split
+) -> transfer.ErmModel | None:
+    """ERM on the target label (unless done: read back from the workdir).
+
+    The same encoder as the method (from config.model.pretrained_path when
+    set, else from scratch) with a linear head, trained by Adam for
+    config.transfer.erm_steps on the training split; saved in
+    `<workdir>/erm_params.msgpack`. None when erm_steps is 0 or the target
+    is not binary (`transfer.train_erm` is binary).
+    """
+    if not config.transfer.erm_steps:
+        return None
+    if len(train_split.spec.label_names) != 2:
+        logging.info(
+            "No ERM baseline: %s's target has %d classes and transfer.train_erm "
+            "is binary",
+            train_split.spec.name,
+            len(train_split.spec.label_names),
+        )
+        return None
+    encoder = models.get_encoder(
+        config.model.name, config.model.num_features, **config.model.options.to_dict()
+    )
+    example_x = train_split.inputs(np.zeros(1, np.int64))
+    path = os.path.join(workdir, ERM_FILE)
+    if os.path.exists(path):
+        logging.info("ERM baseline read from %s", path)
+        return transfer.load_erm(encoder, example_x, path)
+    initial = None
+    if config.model.pretrained_path:
+        initial = models.load_pretrained(
+            config.model.pretrained_path,
+            config.model.pretrained_format,
+            encoder.init(jax.random.key(config.seed), example_x),
+        )
+    logging.info("Training the ERM baseline for %d steps", config.transfer.erm_steps)
+    model = transfer.train_erm(
+        encoder,
+        train_split.input_view(),
+        train_split.labels["label"],
+        num_steps=config.transfer.erm_steps,
+        batch_size=min(config.transfer.erm_batch_size, len(train_split)),
+        learning_rate=config.transfer.erm_learning_rate,
+        seed=config.seed,
+        initial_params=initial,
+    )
+    if parallel.is_main_process():
+        transfer.save_erm(model, path)
+    return model
 
 
 def _split_scores(head: transfer.LinearHead, features, labels) -> dict:
@@ -380,10 +477,13 @@ def worst_identity_group(predictions: np.ndarray, labels: dict) -> float:
 def _flatten_scores(record: dict) -> dict[str, float]:
     """'transfer/<head>/<split>/<score>' -> value, for metrics.json."""
     flat = {}
-    for head in ("sparse_head", "last_layer_retraining"):
-        flat[f"transfer/{head}/alpha"] = record[head]["alpha"]
-        flat[f"transfer/{head}/num_active"] = record[head]["num_active"]
-        for split, scores in record[head].items():
+    for head, head_record in record.items():
+        if head == "num_examples":
+            continue
+        if head_record["alpha"] is not None:
+            flat[f"transfer/{head}/alpha"] = head_record["alpha"]
+        flat[f"transfer/{head}/num_active"] = head_record["num_active"]
+        for split, scores in head_record.items():
             if isinstance(scores, dict):
                 for name, value in scores.items():
                     if name != "per_group":

@@ -101,6 +101,10 @@ def validate_benchmark_config(config: ml_collections.ConfigDict) -> None:
     _require_at_least(config, "data.num_classes", 2)
     _require_at_least(config, "eval.num_episodes", 1)
     _require_at_least(config, "transfer.max_examples", 0)
+    _require_at_least(config, "transfer.erm_steps", 0)
+    _require_at_least(config, "transfer.erm_batch_size", 1)
+    rate = config.transfer.erm_learning_rate
+    _require(rate > 0, "transfer.erm_learning_rate", "> 0", rate)
     alphas = tuple(config.transfer.alphas)
     _require(
         bool(alphas) and all(0.0 <= alpha < 1.0 for alpha in alphas),

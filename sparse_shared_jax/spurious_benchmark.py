@@ -27,11 +27,9 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
-import jax
 import ml_collections
 import numpy as np
 from absl import app, flags, logging
-from flax import serialization
 
 from sparse_shared_jax import (
     data,
@@ -226,20 +224,7 @@ def run_erm(config: ml_collections.ConfigDict, run_dir: str) -> tuple[dict, dict
     encoder = _encoder(config)
     params_path = os.path.join(run_dir, "params.msgpack")
     if os.path.exists(params_path):
-        template = encoder.init(jax.random.key(0), splits["train"].images[:1])
-        with open(params_path, "rb") as f:
-            saved = serialization.msgpack_restore(f.read())
-        head = transfer.LinearHead(
-            np.asarray(saved["weights"]),
-            float(saved["bias"]),
-            np.zeros_like(saved["weights"]),
-            np.ones_like(saved["weights"]),
-        )
-        model = transfer.ErmModel(
-            serialization.from_state_dict(template, saved["encoder"]),
-            encoder.apply,
-            head,
-        )
+        model = transfer.load_erm(encoder, splits["train"].images[:1], params_path)
     else:
         _progress(f"training ERM in {run_dir}")
         model = transfer.train_erm(
@@ -251,13 +236,7 @@ def run_erm(config: ml_collections.ConfigDict, run_dir: str) -> tuple[dict, dict
             learning_rate=config.transfer.erm_learning_rate,
             seed=config.seed,
         )
-        saved = {
-            "encoder": serialization.to_state_dict(model.params),
-            "weights": model.head.weights,
-            "bias": np.asarray(model.head.bias),
-        }
-        with open(params_path, "wb") as f:
-            f.write(serialization.msgpack_serialize(saved))
+        transfer.save_erm(model, params_path)
     _progress("evaluating ERM and last-layer retraining")
     test, validation = splits["test"], splits["validation"]
     test_features = transfer.encode_split(model.params, model.apply_fn, test)

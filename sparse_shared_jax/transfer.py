@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -37,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import logging
+from flax import serialization
 
 from sparse_shared_jax import evaluate, inner, losses, metrics
 
@@ -362,7 +364,7 @@ def _erm_loss(params, apply_fn, images, labels):
 
 def train_erm(
     encoder: nn.Module,
-    images: np.ndarray,
+    images: Sequence[np.ndarray] | np.ndarray,
     labels: np.ndarray,
     *,
     num_steps: int,
@@ -370,6 +372,7 @@ def train_erm(
     learning_rate: float,
     seed: int,
     log_every: int = 250,
+    initial_params: Any = None,
 ) -> ErmModel:
     """ERM: trains `encoder` from scratch plus a linear head on the labels.
 
@@ -385,6 +388,8 @@ def train_erm(
       learning_rate: Adam's step size.
       seed: seeds the initialisation and the batch order.
       log_every: log the mean training loss every this many steps.
+      initial_params: encoder parameters to start from (e.g. pretrained
+        weights); None initialises from scratch with `seed`.
 
     Returns:
       The trained ErmModel.
@@ -394,7 +399,9 @@ def train_erm(
             f"batch_size must be in [1, {len(images)}] (the training split size); "
             f"got {batch_size}."
         )
-    encoder_params = encoder.init(jax.random.key(seed), images[:batch_size])
+    encoder_params = initial_params
+    if encoder_params is None:
+        encoder_params = encoder.init(jax.random.key(seed), images[:batch_size])
     num_features = encoder.apply(encoder_params, images[:1]).shape[-1]
     params = {
         "encoder": encoder_params,
@@ -436,3 +443,35 @@ def train_erm(
         std=np.ones(num, np.float32),
     )
     return ErmModel(params["encoder"], encoder.apply, head)
+
+
+def save_erm(model: ErmModel, path: str) -> None:
+    """Writes an ERM model's encoder parameters and head (msgpack)."""
+    saved = {
+        "encoder": serialization.to_state_dict(model.params),
+        "weights": model.head.weights,
+        "bias": np.asarray(model.head.bias),
+    }
+    with open(path + ".tmp", "wb") as f:
+        f.write(serialization.msgpack_serialize(saved))
+    os.replace(path + ".tmp", path)
+
+
+def load_erm(encoder: nn.Module, example_x: np.ndarray, path: str) -> ErmModel:
+    """Reads an ERM model written by `save_erm`.
+
+    Args:
+      encoder: the module the model was trained with.
+      example_x: [1, *obs], an input to build the parameter structure on.
+      path: the file.
+    """
+    template = encoder.init(jax.random.key(0), example_x)
+    with open(path, "rb") as f:
+        saved = serialization.msgpack_restore(f.read())
+    weights = np.asarray(saved["weights"])
+    head = LinearHead(
+        weights, float(saved["bias"]), np.zeros_like(weights), np.ones_like(weights)
+    )
+    return ErmModel(
+        serialization.from_state_dict(template, saved["encoder"]), encoder.apply, head
+    )

@@ -83,6 +83,8 @@ def _tiny_celeba_config(data_dir, manual_dir):
     config.checkpoint.every_steps = 1
     config.eval.num_episodes = 2
     config.transfer.alphas = (0.0, 0.1)
+    config.transfer.erm_steps = 3
+    config.transfer.erm_batch_size = 8
     return config
 
 
@@ -100,12 +102,14 @@ def test_celeba_meta_trains_on_attributes_and_evaluates_transfer(tmp_path, celeb
     final = benchmark_train.meta_train_and_transfer(config, workdir)
 
     assert final["step"] == 2
-    for head in ("sparse_head", "last_layer_retraining"):
+    for head in ("sparse_head", "method_last_layer", "erm", "erm_last_layer"):
         for split in ("train", "validation", "test"):
             for score in ("average", "worst_group"):
                 assert 0.0 <= final[f"transfer/{head}/{split}/{score}"] <= 1.0
-        assert final[f"transfer/{head}/alpha"] in (0.0, 0.1)
+        assert final.get(f"transfer/{head}/alpha", 0.0) in (0.0, 0.1)
         assert 0 <= final[f"transfer/{head}/num_active"] <= 6
+    assert "transfer/erm/alpha" not in final  # ERM's head is not penalised
+    assert os.path.exists(os.path.join(workdir, benchmark_train.ERM_FILE))
     assert 0.0 <= final["meta_validation/query_accuracy"] <= 1.0
     assert np.isfinite(final["train/loss"])
     with open(os.path.join(workdir, "transfer.json")) as f:
@@ -120,7 +124,7 @@ def test_celeba_meta_trains_on_attributes_and_evaluates_transfer(tmp_path, celeb
     assert any("eval/query_accuracy" in entry for entry in logged)  # step 1
 
     # The same command again resumes from the last checkpoint: no new step,
-    # the same encoder, so the same transfer scores.
+    # the same encoder and the saved ERM model, so the same transfer scores.
     again = benchmark_train.meta_train_and_transfer(config, workdir)
     assert again == final
 
@@ -292,6 +296,7 @@ def test_multinli_meta_trains_a_text_encoder_and_fits_a_three_class_head(tmp_pat
     with open(tmp_path / "run" / "transfer.json") as f:
         record = json.load(f)
     assert len(record["sparse_head"]["test"]["per_group"]) == 6
+    assert "erm" not in record  # transfer.train_erm is binary: no ERM baseline
     assert 0.0 <= final["transfer/sparse_head/test/worst_group"] <= 1.0
 
     # The encoder's special ids must be those of the vocab.txt.
