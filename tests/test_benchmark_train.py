@@ -7,6 +7,8 @@ tiny size, evaluate transfer, resume; and the config errors.
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import PIL.Image
@@ -127,6 +129,42 @@ def test_celeba_meta_trains_on_attributes_and_evaluates_transfer(tmp_path, celeb
     # the same encoder and the saved ERM model, so the same transfer scores.
     again = benchmark_train.meta_train_and_transfer(config, workdir)
     assert again == final
+
+
+def _first_loss(workdir):
+    with open(os.path.join(workdir, "scalars.jsonl")) as f:
+        return next(json.loads(line) for line in f)["train/loss"]
+
+
+def test_eight_devices_give_the_loss_of_one(tmp_path, celeba_dirs):
+    config = _tiny_celeba_config(*celeba_dirs)
+    config.num_train_steps = 1
+    config.transfer.erm_steps = 0
+    benchmark_train.meta_train_and_transfer(config, str(tmp_path / "one"))
+    config_path = tmp_path / "config.json"
+    config_path.write_text(config.to_json())
+    script = (
+        "import json, sys, ml_collections, jax\n"
+        "from sparse_shared_jax import benchmark_train\n"
+        "assert jax.device_count() == 8\n"
+        "config = ml_collections.ConfigDict(json.load(open(sys.argv[1])))\n"
+        "benchmark_train.meta_train_and_transfer(config, sys.argv[2])\n"
+    )
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    env["JAX_PLATFORMS"] = "cpu"
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(config_path), str(tmp_path / "eight")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    # T = 2 tasks x 4 example shards; float32 reductions in another order.
+    assert _first_loss(tmp_path / "eight") == pytest.approx(
+        _first_loss(tmp_path / "one"), abs=1e-4
+    )
 
 
 def test_tasks_come_only_from_the_configured_fields(celeba_dirs):
