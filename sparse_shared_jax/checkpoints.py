@@ -21,8 +21,8 @@ from sparse_shared_jax import configs
 CHECKPOINT_DIR = "checkpoints"
 CONFIG_FILE = "config.json"
 # Fields a restarted run may change: how long it trains, how often it logs,
-# evaluates and checkpoints, how it evaluates, and how arrays are laid out
-# over devices.
+# evaluates and checkpoints, how it evaluates, how arrays are laid out over
+# devices, and where a real benchmark's files are (the same data elsewhere).
 RESUMABLE_CHANGES = (
     "num_train_steps",
     "log_every_steps",
@@ -30,6 +30,8 @@ RESUMABLE_CHANGES = (
     "eval.",
     "checkpoint.",
     "parallel.",
+    "data.data_dir",
+    "data.manual_dir",
 )
 
 

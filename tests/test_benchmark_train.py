@@ -189,10 +189,15 @@ def test_attribute_tasks_need_an_explicit_switch(celeba_dirs):
         config_validation.validate_benchmark_config(config)
 
 
-def test_missing_download_names_the_manual_step(tmp_path):
+def test_missing_download_names_the_manual_step(tmp_path, celeba_dirs):
     config = _tiny_celeba_config(tmp_path / "tfds", tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="img_align_celeba"):
         benchmark_train.meta_train_and_transfer(config, str(tmp_path / "run"))
+    # Rerunning in the same workdir with the download's paths fixed is allowed.
+    config.data.data_dir, config.data.manual_dir = map(str, celeba_dirs)
+    config.num_train_steps = 0
+    final = benchmark_train.meta_train_and_transfer(config, str(tmp_path / "run"))
+    assert final["step"] == 0
 
 
 @pytest.mark.parametrize(
