@@ -154,21 +154,13 @@ def device_episode(
     """Episode `step` as global arrays; each process reads only its block."""
     draw = sampler(step)
     input_shape = split.inputs(draw.support_index[0, :1]).shape[1:]
-
-    def arrays(rows, labels):  # int [T, n], [T, n]
-        x = parallel.global_array(
-            lambda block: split.inputs(rows[block[:2]]).reshape(
-                rows[block[:2]].shape + input_shape
-            ),
-            rows.shape + input_shape,
-            sharding,
-        )
-        y = parallel.global_array(lambda block: labels[block], labels.shape, sharding)
-        return x, y
-
-    support_x, support_y = arrays(draw.support_index, draw.support_y)
-    query_x, query_y = arrays(draw.query_index, draw.query_y)
-    return bilevel.EpisodeBatch(support_x, support_y, query_x, query_y)
+    return train.global_episode(
+        (draw.support_index, draw.support_y),
+        (draw.query_index, draw.query_y),
+        lambda rows: split.inputs(rows).reshape(rows.shape + input_shape),
+        input_shape,
+        sharding,
+    )
 
 
 def meta_train_and_transfer(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -211,12 +203,7 @@ def meta_train_and_transfer(config: ml_collections.ConfigDict, workdir: str) -> 
     checkpointer = checkpoints.Checkpointer(workdir, config.checkpoint.max_to_keep)
     writer = scalar_logs.ScalarWriter(workdir, enabled=parallel.is_main_process())
     try:
-        start_step = checkpointer.latest_step() or 0
-        if start_step:
-            state = checkpointer.restore(start_step, state)
-            logging.info("Resumed from checkpoint at step %d", start_step)
-        elif config.model.pretrained_path:
-            state = train.load_pretrained(config.model, state)
+        state = train.resume_or_start(config, state, checkpointer)
         meta_validation = functools.partial(
             _meta_validation,
             loss_fn=jax.jit(

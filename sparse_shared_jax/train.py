@@ -188,35 +188,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     checkpointer = checkpoints.Checkpointer(workdir, config.checkpoint.max_to_keep)
     writer = scalar_logs.ScalarWriter(workdir, enabled=parallel.is_main_process())
     try:
-        start_step = checkpointer.latest_step() or 0
-        if start_step:
-            state = checkpointer.restore(start_step, state)
-            logging.info("Resumed from checkpoint at step %d", start_step)
-        elif config.model.pretrained_path:
-            state = load_pretrained(config.model, state)
+        state = resume_or_start(config, state, checkpointer)
         train_step = jit_train_step(settings, layout, state_shardings)
-
-        def evaluate_at(state, step):
-            logging.info(
-                "Evaluating at step %d on %d uniformly sampled factors",
-                step,
-                config.eval.num_samples,
-            )
-            return evaluate.representation_metrics(
-                state.params,
-                state.apply_fn,
-                dataset,
-                config.eval.num_samples,
-                config.seed,
-                mesh=layout.mesh,
-            ).scores
 
         state = run_training_loop(
             config,
             state,
             train_step,
             lambda step: device_episode(sampler, step, layout.episode),
-            evaluate_at,
+            lambda state, step: (
+                _representation_metrics(config, dataset, state, layout).scores
+            ),
             checkpointer,
             writer,
         )
@@ -239,6 +221,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         flush=True,
     )
     return final
+
+
+def resume_or_start(config, state, checkpointer: checkpoints.Checkpointer):
+    """The state of the latest checkpoint; else `state` with the config's
+    pretrained encoder weights (model.pretrained_path), if any; else `state`."""
+    start_step = checkpointer.latest_step() or 0
+    if start_step:
+        state = checkpointer.restore(start_step, state)
+        logging.info("Resumed from checkpoint at step %d", start_step)
+        return state
+    if config.model.pretrained_path:
+        return load_pretrained(config.model, state)
+    return state
 
 
 def load_pretrained(model_config, state):
@@ -282,20 +277,42 @@ def device_episode(
 ) -> bilevel.EpisodeBatch:
     """Episode `step` as global arrays; each process renders only its block."""
     draw = sampler.draw(sampler.rng(step))
-    observation_shape = tuple(sampler.dataset.observation_shape)
+    return global_episode(
+        (draw.support_factors, draw.support_y),
+        (draw.query_factors, draw.query_y),
+        sampler.render,
+        tuple(sampler.dataset.observation_shape),
+        sharding,
+    )
 
-    def arrays(factors, labels):  # int [T, n, K], [T, n]
+
+def global_episode(
+    support: tuple[np.ndarray, np.ndarray],
+    query: tuple[np.ndarray, np.ndarray],
+    read_inputs: Callable[[np.ndarray], np.ndarray],
+    input_shape: tuple[int, ...],
+    sharding,
+) -> bilevel.EpisodeBatch:
+    """An episode as global arrays, each process reading only its block.
+
+    Args:
+      support, query: (keys [T, n, ...], labels [T, n]); a key identifies an
+        example, e.g. its factors [T, n, K] or its row of a split [T, n].
+      read_inputs: keys [t, m, ...] -> inputs [t, m, *input_shape].
+      input_shape: the shape of one input.
+      sharding: the episode sharding.
+    """
+
+    def arrays(keys, labels):
         x = parallel.global_array(
-            lambda block: sampler.render(factors[block[:2]]),
-            labels.shape + observation_shape,
+            lambda block: read_inputs(keys[block[:2]]),
+            labels.shape + input_shape,
             sharding,
         )
         y = parallel.global_array(lambda block: labels[block], labels.shape, sharding)
         return x, y
 
-    support_x, support_y = arrays(draw.support_factors, draw.support_y)
-    query_x, query_y = arrays(draw.query_factors, draw.query_y)
-    return bilevel.EpisodeBatch(support_x, support_y, query_x, query_y)
+    return bilevel.EpisodeBatch(*arrays(*support), *arrays(*query))
 
 
 def run_training_loop(
@@ -378,10 +395,14 @@ def _checkpoint_name(checkpointer: checkpoints.Checkpointer) -> str:
     return f"step {step} in {checkpointer.directory}"
 
 
-def _final_evaluation(config, workdir, dataset, state, layout, writer) -> dict:
-    """Metrics on uniform factors, support recovery, pictures (process 0)."""
-    logging.info("Evaluating on %d uniformly sampled factors", config.eval.num_samples)
-    evaluation = evaluate.representation_metrics(
+def _representation_metrics(config, dataset, state, layout):
+    """evaluate.representation_metrics of the state on uniform factors."""
+    logging.info(
+        "Evaluating at step %d on %d uniformly sampled factors",
+        int(state.step),
+        config.eval.num_samples,
+    )
+    return evaluate.representation_metrics(
         state.params,
         state.apply_fn,
         dataset,
@@ -389,6 +410,11 @@ def _final_evaluation(config, workdir, dataset, state, layout, writer) -> dict:
         config.seed,
         mesh=layout.mesh,
     )
+
+
+def _final_evaluation(config, workdir, dataset, state, layout, writer) -> dict:
+    """Metrics on uniform factors, support recovery, pictures (process 0)."""
+    evaluation = _representation_metrics(config, dataset, state, layout)
     # A held-out episode with independent factors, from its own seed stream.
     held_out = make_episode_sampler(
         config, dataset, correlation=0.0, seed=config.seed + _EVAL_SEED_OFFSET
