@@ -237,6 +237,25 @@ def test_every_benchmark_experiment_config_validates_its_settings(tmp_path):
         config_validation.validate_benchmark_config(config)
 
 
+def test_label_columns_are_cached_next_to_the_prepared_files(celeba_dirs):
+    data_dir, manual_dir = celeba_dirs
+    first = benchmark_splits.open_splits(
+        "celeba/64px", data_dir=data_dir, manual_dir=manual_dir
+    )
+    caches = list(data_dir.glob("celeba/64px/*/label_columns_*.npz"))
+    assert sorted(path.name for path in caches) == [
+        "label_columns_test.npz",
+        "label_columns_train.npz",
+        "label_columns_validation.npz",
+    ]
+    again = benchmark_splits.open_splits("celeba/64px", data_dir=data_dir)
+    for split in first:
+        assert first[split].labels.keys() == again[split].labels.keys()
+        for field, column in first[split].labels.items():
+            np.testing.assert_array_equal(column, again[split].labels[field])
+    assert len(again["train"].labels) == 3 + 38  # label, attribute, group + meta
+
+
 def test_held_out_validation_keeps_every_group(celeba_dirs):
     config = _tiny_celeba_config(*celeba_dirs)
     train = benchmark_train.open_benchmark(config)["train"]

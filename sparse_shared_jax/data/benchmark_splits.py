@@ -3,8 +3,9 @@
 Meta-training and transfer need every example's labels (to draw tasks and
 groups) but only a few inputs at a time. `open_splits` prepares the benchmark
 if needed (`benchmarks.load_benchmark`'s manual-directory rules), reads the
-integer label columns of each split once, without decoding images, and
-returns `BenchmarkSplit`s whose `inputs(rows)` decodes the images (float32 in
+integer label columns of each split once, without decoding images (cached
+next to the prepared files as ``label_columns_<split>.npz``), and returns
+`BenchmarkSplit`s whose `inputs(rows)` decodes the images (float32 in
 [0, 1]) or tokenizes the texts (int32 token ids) of just those rows:
 
     splits = open_splits("celeba/64px", data_dir="/data/tfds")
@@ -17,12 +18,14 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
+from etils import epath
 
 from sparse_shared_jax.data import benchmarks
 from sparse_shared_jax.data.benchmarks import BenchmarkSpec
@@ -173,6 +176,30 @@ def _label_columns(source: Sequence[Mapping[str, Any]], where: str) -> dict:
     return {field: np.asarray(values, np.int32) for field, values in columns.items()}
 
 
+def _read_cache(path: epath.Path) -> dict[str, np.ndarray] | None:
+    """The label columns cached by `_write_cache`, or None if there are none."""
+    if not path.exists():
+        return None
+    with path.open("rb") as f, np.load(f) as columns:
+        return {field: columns[field] for field in columns.files}
+
+
+def _write_cache(path: epath.Path, labels: Mapping[str, np.ndarray]) -> None:
+    """Caches label columns next to the prepared files (skipped if read-only).
+
+    Reading the columns parses every record (minutes for CelebA); the cache
+    makes later opens instant. Written to a unique name, then renamed, so
+    processes writing at once never leave half a file.
+    """
+    partial = path.parent / f"{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        with partial.open("wb") as f:
+            np.savez(f, **labels)
+        partial.rename(path)
+    except OSError as error:
+        logging.warning("Could not cache the label columns at %s: %s", path, error)
+
+
 def open_splits(
     name: str,
     *,
@@ -213,9 +240,13 @@ def open_splits(
     skip = {"image": tfds.decode.SkipDecoding()} if spec.modality == "image" else None
     opened = {}
     for split in splits:
-        labels = _label_columns(
-            builder.as_data_source(split=split, decoders=skip), f"{name} {split}"
-        )
+        cache = epath.Path(builder.data_dir) / f"label_columns_{split}.npz"
+        labels = _read_cache(cache)
+        if labels is None:
+            labels = _label_columns(
+                builder.as_data_source(split=split, decoders=skip), f"{name} {split}"
+            )
+            _write_cache(cache, labels)
         opened[split] = BenchmarkSplit(
             split, spec, builder.as_data_source(split=split), labels, tokenize
         )
