@@ -28,7 +28,6 @@ Writes `transfer.json`, `metrics.json` and the ERM model
 from __future__ import annotations
 
 import functools
-import json
 import os
 
 import jax
@@ -37,6 +36,7 @@ import numpy as np
 from absl import logging
 
 from sparse_shared_jax import (
+    atomic_files,
     bilevel,
     checkpoints,
     evaluate,
@@ -243,8 +243,8 @@ def meta_train_and_transfer(config: ml_collections.ConfigDict, workdir: str) -> 
     final.update(
         {name: s[-1][1] for name, s in history.items() if name.startswith("train/")}
     )
-    _write_json(os.path.join(workdir, TRANSFER_FILE), record)
-    _write_json(os.path.join(workdir, "metrics.json"), final)
+    atomic_files.write_json(os.path.join(workdir, TRANSFER_FILE), record)
+    atomic_files.write_json(os.path.join(workdir, "metrics.json"), final)
     test = record["sparse_head"].get("test", {})
     print(
         f"Final (step {step}): {config.data.name} sparse head (alpha "
@@ -476,10 +476,3 @@ def _flatten_scores(record: dict) -> dict[str, float]:
                     if name != "per_group":
                         flat[f"transfer/{head}/{split}/{name}"] = value
     return flat
-
-
-def _write_json(path: str, value: dict) -> None:
-    """Writes atomically, so an interrupted run never leaves half a file."""
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)

@@ -16,7 +16,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 from flax.training import train_state
 
-from sparse_shared_jax import configs
+from sparse_shared_jax import atomic_files, configs
 
 CHECKPOINT_DIR = "checkpoints"
 CONFIG_FILE = "config.json"
@@ -86,8 +86,7 @@ def check_workdir_config(
                 "resume the old run."
             )
     if write:
-        with open(path, "w") as f:
-            f.write(config.to_json(indent=2))
+        atomic_files.write_text(path, config.to_json(indent=2))
 
 
 def _saved_tree(state: train_state.TrainState) -> dict:

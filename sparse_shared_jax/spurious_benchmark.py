@@ -32,6 +32,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from sparse_shared_jax import (
+    atomic_files,
     data,
     models,
     scalar_logs,
@@ -79,13 +80,6 @@ def _read_json(path: str) -> dict | None:
         return None
     with open(path) as f:
         return json.load(f)
-
-
-def _write_json(path: str, value: dict) -> None:
-    """Writes atomically, so an interrupted run never leaves half a file."""
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
 
 
 @functools.lru_cache(maxsize=2)
@@ -208,7 +202,7 @@ def run_method(config: ml_collections.ConfigDict, run_dir: str) -> dict:
     record["last_layer"] = _last_layer_record(
         config, features["validation"], splits["validation"], features["test"], test
     )
-    _write_json(path, record)
+    atomic_files.write_json(path, record)
     return record
 
 
@@ -252,8 +246,8 @@ def run_erm(config: ml_collections.ConfigDict, run_dir: str) -> tuple[dict, dict
         test_features,
         test,
     )
-    _write_json(erm_path, erm_record)
-    _write_json(last_layer_path, last_layer_record)
+    atomic_files.write_json(erm_path, erm_record)
+    atomic_files.write_json(last_layer_path, last_layer_record)
     return erm_record, last_layer_record
 
 

@@ -11,7 +11,6 @@ final metrics to `workdir/metrics.json`.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import optax
 from absl import logging
 
 from sparse_shared_jax import (
+    atomic_files,
     bilevel,
     checkpoints,
     data,
@@ -208,8 +208,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         checkpointer.close()
     if not parallel.is_main_process():
         return final
-    with open(os.path.join(workdir, "metrics.json"), "w") as f:
-        json.dump(final, f, indent=2, sort_keys=True)
+    atomic_files.write_json(os.path.join(workdir, "metrics.json"), final)
     logging.info("Final metrics: %s", _format(final))
     print(
         f"Final (step {final['step']}): MCC={final['eval/mcc']:.3f} "

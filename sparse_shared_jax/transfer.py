@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -40,7 +39,7 @@ import optax
 from absl import logging
 from flax import serialization
 
-from sparse_shared_jax import evaluate, inner, losses, metrics
+from sparse_shared_jax import atomic_files, evaluate, inner, losses, metrics
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 # Added to a feature's standard deviation before dividing by it.
@@ -452,9 +451,7 @@ def save_erm(model: ErmModel, path: str) -> None:
         "weights": model.head.weights,
         "bias": np.asarray(model.head.bias),
     }
-    with open(path + ".tmp", "wb") as f:
-        f.write(serialization.msgpack_serialize(saved))
-    os.replace(path + ".tmp", path)
+    atomic_files.write_bytes(path, serialization.msgpack_serialize(saved))
 
 
 def load_erm(encoder: nn.Module, example_x: np.ndarray, path: str) -> ErmModel:

@@ -53,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from sparse_shared_jax import atomic_files
 from sparse_shared_jax.models.resnet import FROZEN
 
 Path = tuple[str, ...]  # a variable's path, e.g. ('params', 'stem_conv', 'kernel')
@@ -69,10 +70,7 @@ def save_variables(path: str, variables: Any) -> None:
     data = flax.serialization.msgpack_serialize(
         jax.device_get(flax.core.unfreeze(variables))
     )
-    temporary = f"{path}.tmp"
-    with open(temporary, "wb") as f:
-        f.write(data)
-    os.replace(temporary, path)
+    atomic_files.write_bytes(path, data)
 
 
 def load_variables(path: str, variables: Any) -> dict:
