@@ -19,6 +19,7 @@ from sparse_shared_jax import benchmark_train, config_validation, configs
 from sparse_shared_jax.data import benchmark_splits
 from sparse_shared_jax.data.benchmarks.celeba import CELEBA_ATTRIBUTES
 from sparse_shared_jax.data.benchmarks.civil_comments import IDENTITIES, mention_field
+from sparse_shared_jax.models import tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Examples per split of the fabricated CelebA copy (partition codes 0, 1, 2).
@@ -256,6 +257,26 @@ def test_label_columns_are_cached_next_to_the_prepared_files(celeba_dirs):
     assert len(again["train"].labels) == 3 + 38  # label, attribute, group + meta
 
 
+def test_split_reads_what_tfds_decodes(celeba_dirs):
+    # The splits decode only the fields they need; the values must be those
+    # of TFDS's own full decoding of the same records.
+    data_dir, manual_dir = celeba_dirs
+    train = benchmark_splits.open_splits(
+        "celeba/64px", data_dir=data_dir, manual_dir=manual_dir
+    )["train"]
+    records = tfds.builder("celeba/64px", data_dir=data_dir).as_data_source("train")
+    rows = np.array([7, 0, 7, 3])
+    expected = [records[int(row)] for row in rows]
+    np.testing.assert_array_equal(
+        train.inputs(rows),
+        np.stack([record["image"] for record in expected]).astype(np.float32) / 255,
+    )
+    for field, column in train.labels.items():
+        np.testing.assert_array_equal(
+            column[rows], [record[field] for record in expected], err_msg=field
+        )
+
+
 def test_held_out_validation_keeps_every_group(celeba_dirs):
     config = _tiny_celeba_config(*celeba_dirs)
     train = benchmark_train.open_benchmark(config)["train"]
@@ -360,6 +381,20 @@ def test_multinli_meta_trains_a_text_encoder_and_fits_a_three_class_head(tmp_pat
     assert len(record["sparse_head"]["test"]["per_group"]) == 6
     assert "erm" not in record  # transfer.train_erm is binary: no ERM baseline
     assert 0.0 <= final["transfer/sparse_head/test/worst_group"] <= 1.0
+
+    # Inputs are the premise and hypothesis of each record, as TFDS decodes them.
+    train = benchmark_train.open_benchmark(config)["train"]
+    records = tfds.data_source(
+        config.data.name, data_dir=config.data.data_dir, split="train"
+    )
+    rows = [3, 0]
+    wordpiece = tokenizer.WordPieceTokenizer.from_vocab_file(str(vocab))
+    expected = wordpiece.encode(
+        [records[row]["text"].decode() for row in rows],
+        [records[row]["text_pair"].decode() for row in rows],
+        max_length=config.data.max_length,
+    )
+    np.testing.assert_array_equal(train.inputs(np.array(rows)), expected.ids)
 
     # The encoder's special ids must be those of the vocab.txt.
     config.model.options.sep_id = 102

