@@ -379,18 +379,10 @@ def train_erm_baseline(
     The same encoder as the method (from config.model.pretrained_path when
     set, else from scratch) with a linear head, trained by Adam for
     config.transfer.erm_steps on the training split; saved in
-    `<workdir>/erm_params.msgpack`. None when erm_steps is 0 or the target
-    is not binary (`transfer.train_erm` is binary).
+    `<workdir>/erm_params.msgpack`. A softmax head when the target has more
+    than two classes (MultiNLI). None when erm_steps is 0.
     """
     if not config.transfer.erm_steps:
-        return None
-    if len(train_split.spec.label_names) != 2:
-        logging.info(
-            "No ERM baseline: %s's target has %d classes and transfer.train_erm "
-            "is binary",
-            train_split.spec.name,
-            len(train_split.spec.label_names),
-        )
         return None
     encoder = models.get_encoder(
         config.model.name, config.model.num_features, **config.model.options.to_dict()
@@ -417,6 +409,7 @@ def train_erm_baseline(
         learning_rate=config.transfer.erm_learning_rate,
         seed=config.seed,
         initial_params=initial,
+        num_classes=len(train_split.spec.label_names),
     )
     if parallel.is_main_process():
         transfer.save_erm(model, path)

@@ -175,7 +175,7 @@ def benchmark_config(name: str) -> ml_collections.ConfigDict:
     # Examples encoded per split (a fixed random subset; 0 = the whole split).
     config.transfer.max_examples = 0
     # The ERM baseline: the same encoder trained on the target label by Adam
-    # (0 steps = no ERM baseline; binary targets only).
+    # (0 steps = no ERM baseline; a softmax head for more than two classes).
     config.transfer.erm_steps = 2000
     config.transfer.erm_batch_size = 64
     config.transfer.erm_learning_rate = 1e-3

@@ -13,7 +13,7 @@ attribute). The baselines run in the same harness:
   with a group-balanced validation set (`last_layer_retraining`).
 
 Sparse heads and last-layer retraining take binary or multi-class targets
-(classes 0..C-1); ERM is binary. Typical use, with splits that have
+(classes 0..C-1), and so does ERM. Typical use, with splits that have
 ``images`` [n, *obs], ``labels`` [n] and ``groups`` [n]:
 
     features = {name: encode_split(params, apply_fn, split) for ...}
@@ -355,10 +355,14 @@ class ErmModel:
 
 
 def _erm_loss(params, apply_fn, images, labels):
-    """Mean logistic loss of the encoder + head on a batch [b, *obs], [b]."""
+    """Mean logistic (binary head) or softmax (C classes) loss of the encoder
+    + head on a batch: images [b, *obs], labels [b] (float 0/1 for a binary
+    head, int class indices for C classes)."""
     features = apply_fn(params["encoder"], images)  # [b, k]
-    logits = features @ params["weights"] + params["bias"]  # [b]
-    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, labels))
+    logits = features @ params["weights"] + params["bias"]  # [b] or [b, C]
+    if logits.ndim == 1:
+        return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, labels))
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
 
 
 def train_erm(
@@ -372,16 +376,18 @@ def train_erm(
     seed: int,
     log_every: int = 250,
     initial_params: Any = None,
+    num_classes: int = 2,
 ) -> ErmModel:
     """ERM: trains `encoder` from scratch plus a linear head on the labels.
 
-    Adam on the mean logistic loss, minibatches drawn without replacement
-    within each pass over the data (reshuffled every pass).
+    Adam on the mean logistic loss (softmax cross-entropy for more than two
+    classes), minibatches drawn without replacement within each pass over
+    the data (reshuffled every pass).
 
     Args:
       encoder: a flax module, x [b, *obs] -> [b, k] (e.g. models.get_encoder).
       images: [n, *obs] training inputs.
-      labels: int [n] in {0, 1}.
+      labels: int [n] in [0, num_classes).
       num_steps: Adam steps.
       batch_size: examples per step (<= n).
       learning_rate: Adam's step size.
@@ -389,6 +395,8 @@ def train_erm(
       log_every: log the mean training loss every this many steps.
       initial_params: encoder parameters to start from (e.g. pretrained
         weights); None initialises from scratch with `seed`.
+      num_classes: 2 gives a binary head (weights [k]), more a softmax head
+        (weights [k, C]).
 
     Returns:
       The trained ErmModel.
@@ -401,11 +409,14 @@ def train_erm(
     encoder_params = initial_params
     if encoder_params is None:
         encoder_params = encoder.init(jax.random.key(seed), images[:batch_size])
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2; got {num_classes}.")
     num_features = encoder.apply(encoder_params, images[:1]).shape[-1]
+    head_shape = () if num_classes == 2 else (num_classes,)
     params = {
         "encoder": encoder_params,
-        "weights": jnp.zeros(num_features),
-        "bias": jnp.zeros(()),
+        "weights": jnp.zeros((num_features, *head_shape)),
+        "bias": jnp.zeros(head_shape),
     }
     optimizer = optax.adam(learning_rate)
 
@@ -418,6 +429,7 @@ def train_erm(
         return optax.apply_updates(params, updates), opt_state, loss
 
     opt_state = optimizer.init(params)
+    label_dtype = np.float32 if num_classes == 2 else np.int32
     rng = np.random.default_rng([seed, 3])
     order = np.empty(0, dtype=np.int64)
     running = []
@@ -426,7 +438,7 @@ def train_erm(
             order = rng.permutation(len(images))
         batch, order = order[:batch_size], order[batch_size:]
         params, opt_state, loss = step(
-            params, opt_state, images[batch], labels[batch].astype(np.float32)
+            params, opt_state, images[batch], labels[batch].astype(label_dtype)
         )
         running.append(loss)
         if index % log_every == 0 or index == num_steps:
@@ -434,14 +446,20 @@ def train_erm(
                 "ERM step %d/%d: loss %.4f", index, num_steps, np.mean(running)
             )
             running = []
-    num = len(params["weights"])
-    head = LinearHead(
-        np.asarray(params["weights"]),
-        float(params["bias"]),
-        mean=np.zeros(num, np.float32),
-        std=np.ones(num, np.float32),
-    )
+    head = _raw_feature_head(params["weights"], params["bias"])
     return ErmModel(params["encoder"], encoder.apply, head)
+
+
+def _raw_feature_head(weights, bias) -> LinearHead:
+    """A head on unstandardised features: weights [k] or [k, C], bias [] or [C]."""
+    weights, bias = np.asarray(weights), np.asarray(bias)
+    num_features = len(weights)
+    return LinearHead(
+        weights,
+        float(bias) if bias.ndim == 0 else bias,
+        mean=np.zeros(num_features, np.float32),
+        std=np.ones(num_features, np.float32),
+    )
 
 
 def save_erm(model: ErmModel, path: str) -> None:
@@ -465,10 +483,7 @@ def load_erm(encoder: nn.Module, example_x: np.ndarray, path: str) -> ErmModel:
     template = encoder.init(jax.random.key(0), example_x)
     with open(path, "rb") as f:
         saved = serialization.msgpack_restore(f.read())
-    weights = np.asarray(saved["weights"])
-    head = LinearHead(
-        weights, float(saved["bias"]), np.zeros_like(weights), np.ones_like(weights)
-    )
+    head = _raw_feature_head(saved["weights"], saved["bias"])
     return ErmModel(
         serialization.from_state_dict(template, saved["encoder"]), encoder.apply, head
     )

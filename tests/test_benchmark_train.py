@@ -373,13 +373,16 @@ def test_multinli_meta_trains_a_text_encoder_and_fits_a_three_class_head(tmp_pat
     config.num_train_steps = 2
     config.eval_every_steps = 10
     config.transfer.alphas = (0.0,)
+    config.transfer.erm_steps = 5
     final = benchmark_train.meta_train_and_transfer(config, str(tmp_path / "run"))
     assert final["step"] == 2
     # 6 groups (3 labels x negation) scored on the test split.
     with open(tmp_path / "run" / "transfer.json") as f:
         record = json.load(f)
     assert len(record["sparse_head"]["test"]["per_group"]) == 6
-    assert "erm" not in record  # transfer.train_erm is binary: no ERM baseline
+    # ERM trains a softmax head on the three classes; both retrained heads too.
+    for head in ("erm", "erm_last_layer", "method_last_layer"):
+        assert len(record[head]["test"]["per_group"]) == 6, head
     assert 0.0 <= final["transfer/sparse_head/test/worst_group"] <= 1.0
 
     # Inputs are the premise and hypothesis of each record, as TFDS decodes them.

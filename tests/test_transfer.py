@@ -185,6 +185,41 @@ def test_erm_learns_a_separable_toy_task():
         )
 
 
+def test_erm_learns_three_classes_and_survives_a_save_load_round_trip(tmp_path):
+    rng = np.random.default_rng(4)
+    inputs = rng.standard_normal((600, 5)).astype(np.float32)
+    labels = np.argmax(inputs[:, :3], axis=1).astype(np.int32)  # 3 classes
+    encoder = models.get_encoder("mlp", 4, hidden_sizes=(32,))
+    model = transfer.train_erm(
+        encoder,
+        inputs,
+        labels,
+        num_steps=400,
+        batch_size=64,
+        learning_rate=1e-2,
+        seed=0,
+        num_classes=3,
+    )
+    assert model.head.weights.shape == (4, 3)
+    features = np.asarray(model.apply_fn(model.params, inputs))
+    predictions = model.head.predict(features)
+    assert np.mean(predictions == labels) > 0.9
+
+    path = str(tmp_path / "erm.msgpack")
+    transfer.save_erm(model, path)
+    restored = transfer.load_erm(encoder, inputs[:1], path)
+    restored_features = np.asarray(restored.apply_fn(restored.params, inputs))
+    np.testing.assert_array_equal(restored_features, features)
+    np.testing.assert_array_equal(
+        restored.head.logits(features), model.head.logits(features)
+    )
+    with pytest.raises(ValueError, match="num_classes"):
+        transfer.train_erm(
+            encoder, inputs, labels, num_steps=1, batch_size=8,
+            learning_rate=1e-2, seed=0, num_classes=1,
+        )  # fmt: skip
+
+
 def tiny_config(argument):
     """The benchmark's config, shrunk to seconds: tiny splits, 2 steps."""
     get_config = spurious_benchmark.load_experiment(spurious_benchmark.EXPERIMENT)
