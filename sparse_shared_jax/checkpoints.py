@@ -32,6 +32,10 @@ RESUMABLE_CHANGES = (
     "parallel.",
     "data.data_dir",
     "data.manual_dir",
+    # Only the transfer evaluation reads these: a finished benchmark run
+    # rerun with new values re-evaluates its frozen encoder (and saved ERM).
+    "transfer.alphas",
+    "transfer.max_examples",
 )
 
 

@@ -131,6 +131,18 @@ def test_celeba_meta_trains_on_attributes_and_evaluates_transfer(tmp_path, celeb
     again = benchmark_train.meta_train_and_transfer(config, workdir)
     assert again == final
 
+    # A finished run re-evaluates transfer with another penalty grid.
+    config.transfer.alphas = (0.1,)
+    regraded = benchmark_train.meta_train_and_transfer(config, workdir)
+    assert regraded["step"] == 2
+    assert regraded["transfer/sparse_head/alpha"] == 0.1
+    assert regraded["transfer/erm/test/average"] == final["transfer/erm/test/average"]
+    # The saved ERM model was trained with the old settings: changing them is
+    # refused.
+    config.transfer.erm_steps = 4
+    with pytest.raises(ValueError, match=r"transfer.erm_steps: 3 -> 4"):
+        benchmark_train.meta_train_and_transfer(config, workdir)
+
 
 def _first_loss(workdir):
     with open(os.path.join(workdir, "scalars.jsonl")) as f:
