@@ -406,11 +406,11 @@ def train_erm(
             f"batch_size must be in [1, {len(images)}] (the training split size); "
             f"got {batch_size}."
         )
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2; got {num_classes}.")
     encoder_params = initial_params
     if encoder_params is None:
         encoder_params = encoder.init(jax.random.key(seed), images[:batch_size])
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be at least 2; got {num_classes}.")
     num_features = encoder.apply(encoder_params, images[:1]).shape[-1]
     head_shape = () if num_classes == 2 else (num_classes,)
     params = {

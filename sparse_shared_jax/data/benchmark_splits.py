@@ -6,8 +6,8 @@ if needed (`benchmarks.load_benchmark`'s manual-directory rules), reads the
 integer label columns of each split once, without decoding images (cached
 next to the prepared files as ``label_columns_<split>.npz``), and returns
 `BenchmarkSplit`s whose `inputs(rows)` decodes the images (float32 in
-[0, 1]) or tokenizes the texts (int32 token ids) of just those rows, and
-of them only the input fields:
+[0, 1]) or tokenizes the texts (int32 token ids) of just those rows,
+leaving their label fields undecoded:
 
     splits = open_splits("celeba/64px", data_dir="/data/tfds")
     train = splits["train"]
@@ -164,7 +164,7 @@ class _FieldsSource:
     """A split's records with only some fields parsed and decoded.
 
     TFDS's data source decodes every feature of a record; decoding only the
-    inputs made reading a CelebA episode 3.5x faster (its 40 attribute fields
+    inputs made reading a CelebA episode about 3x faster (its 40 attribute fields
     cost more than the JPEG), and scanning the labels skips the inputs.
     """
 
