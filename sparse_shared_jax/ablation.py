@@ -1,26 +1,32 @@
-"""Runs the ablations of design/method.md over seeds and writes a table.
+"""Runs the ablations of docs/method.md over seeds (and a grid) and writes a table.
 
-    python -m sparse_shared_jax.ablation --experiment=experiments/shapes3d.py \
-        --workdir=workdirs/ablation_shapes3d --seeds=3 \
+    python -m sparse_shared_jax.ablation --experiment=experiments/shapes3d.py \\
+        --workdir=workdirs/ablation_shapes3d --seeds=3 \\
         --output=results/ablation_shapes3d.md
 
-Each (ablation, seed) run trains in `<workdir>/<ablation>_seed<seed>` with
-the experiment's config and the argument ``<ablation>,seed=<seed>`` (plus
-``--argument`` if given); finished runs are not repeated, so an interrupted
-sweep continues where it stopped. The table gives mean ± standard deviation
-over seeds.
+Each run trains in its own workdir under --workdir with the experiment's
+config and a config argument made of the ablation, ``seed=<seed>``, one cell
+of the --grid and --argument; finished runs are not repeated, so an
+interrupted sweep continues where it stopped. A grid sweeps config arguments:
+
+    --grid=rho=0,0.5,0.9 --grid=share_weight=0,0.01,0.1
+
+runs every combination (here 9) for every ablation and seed. The table has
+one row per ablation and grid cell: mean ± standard deviation over seeds.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
+from collections.abc import Sequence
 
 import numpy as np
 from absl import app, flags, logging
 
-from sparse_shared_jax import configs, scalar_logs, train
+from sparse_shared_jax import atomic_files, configs, scalar_logs, train
 from sparse_shared_jax.configs import load_experiment
 
 FLAGS = flags.FLAGS
@@ -36,6 +42,12 @@ def _define_flags() -> None:
     flags.DEFINE_integer("seeds", 3, "Number of seeds (0 .. seeds-1).")
     flags.DEFINE_list("ablations", list(configs.ABLATIONS), "Ablations to run.")
     flags.DEFINE_string("argument", "", "Extra config argument, e.g. 'rho=0.9'.")
+    flags.DEFINE_multi_string(
+        "grid",
+        [],
+        "A config argument and its values, 'key=v1,v2,...'; repeat the flag for "
+        "a grid over several (every combination runs).",
+    )
     flags.DEFINE_string(
         "output", None, "Markdown table path (default <workdir>/ablation.md)."
     )
@@ -52,11 +64,52 @@ COLUMNS = (
     ("DCI I", "eval/dci_informativeness_test"),
     ("MIG", "eval/mig"),
     ("MCC", "eval/mcc"),
+    ("BetaVAE", "eval/beta_vae_score"),
+    ("FactorVAE", "eval/factor_vae_score"),
     ("support F1", "eval/support_f1"),
     ("query acc.", "train/query_accuracy"),
     ("features/task", "train/active_features"),
     ("distinct features", "train/distinct_features"),
 )
+# The same with the fast evaluation's random-forest DCI (runs whose final
+# evaluation used eval.final_dci_regressor='random_forest', e.g. notebooks).
+FAST_COLUMNS = tuple(
+    (f"{title} (RF)", key.replace("eval/dci_", "eval/rf_dci_"))
+    if key.startswith("eval/dci_")
+    else (title, key)
+    for title, key in COLUMNS
+)
+
+
+def grid_cells(grid: Sequence[str]) -> list[str]:
+    """Every combination of a grid, as config arguments.
+
+    Args:
+      grid: entries 'key=v1,v2,...' (a config-argument key and its values).
+
+    Returns:
+      ['key1=a,key2=x', 'key1=a,key2=y', ...]; [''] for an empty grid.
+
+    Raises:
+      ValueError: naming an entry without '=' or without values.
+    """
+    axes = []
+    for entry in grid:
+        key, _, values = entry.partition("=")
+        values = [value.strip() for value in values.split(",") if value.strip()]
+        if not key.strip() or not values:
+            raise ValueError(
+                f"--grid={entry!r}: expected 'key=v1,v2,...', e.g. "
+                "'share_weight=0,0.01,0.1'."
+            )
+        axes.append([f"{key.strip()}={value}" for value in values])
+    return [",".join(cell) for cell in itertools.product(*axes)]
+
+
+def run_name(ablation: str, cell: str, seed: int) -> str:
+    """The workdir name of one run: '<ablation>[_<cell>]_seed<seed>'."""
+    parts = [ablation, *cell.split(",")] if cell else [ablation]
+    return "_".join([*parts, f"seed{seed}"])
 
 
 def run_sweep(
@@ -66,15 +119,20 @@ def run_sweep(
     seeds: int,
     argument: str = "",
     train_missing: bool = True,
+    grid: Sequence[str] = (),
 ) -> dict[str, list[dict]]:
-    """Trains every (ablation, seed); returns ablation -> list of final metrics.
+    """Trains every (ablation, grid cell, seed); returns row label -> final metrics.
 
-    With train_missing=False only the runs that already finished are read.
+    The row label is the ablation, followed by the grid cell if there is a
+    grid ('full, rho=0.9,share_weight=0.1'). With train_missing=False only the
+    runs that already finished are read.
     """
     results: dict[str, list[dict]] = {}
-    for ablation in ablations:
+    cells = grid_cells(grid)
+    for ablation, cell in itertools.product(ablations, cells):
+        label = f"{ablation}, {cell}" if cell else ablation
         for seed in range(seeds):
-            run_dir = os.path.join(workdir, f"{ablation}_seed{seed}")
+            run_dir = os.path.join(workdir, run_name(ablation, cell, seed))
             metrics_path = os.path.join(run_dir, "metrics.json")
             if os.path.exists(metrics_path):
                 logging.info("%s exists; not rerunning", metrics_path)
@@ -84,7 +142,7 @@ def run_sweep(
                 continue
             else:
                 full_argument = ",".join(
-                    part for part in (ablation, f"seed={seed}", argument) if part
+                    part for part in (ablation, f"seed={seed}", cell, argument) if part
                 )
                 logging.info("Running %s in %s", full_argument, run_dir)
                 start = time.perf_counter()
@@ -92,26 +150,37 @@ def run_sweep(
                 logging.info(
                     "%s took %.0fs", full_argument, time.perf_counter() - start
                 )
-            results.setdefault(ablation, []).append(metrics)
+            results.setdefault(label, []).append(metrics)
     return results
 
 
-def markdown_table(results: dict[str, list[dict]]) -> str:
-    """Mean ± sample standard deviation over seeds, one row per ablation.
+def markdown_table(
+    results: dict[str, list[dict]], columns: Sequence[tuple[str, str]] = COLUMNS
+) -> str:
+    """Mean ± sample standard deviation over seeds, one row per run label.
 
-    A row with a single seed shows the value alone.
+    A row with a single seed shows the value alone; a metric the runs did not
+    compute (e.g. BetaVAE with intervention points 0) shows '–'.
+
+    Args:
+      results: run label -> the final metrics of its seeds.
+      columns: (title, metrics key) pairs; FAST_COLUMNS for runs evaluated
+        with the random-forest DCI.
     """
-    header = "| ablation | seeds | " + " | ".join(title for title, _ in COLUMNS) + " |"
-    lines = [header, "|" + " --- |" * (len(COLUMNS) + 2)]
-    for ablation, runs in results.items():
+    header = "| run | seeds | " + " | ".join(title for title, _ in columns) + " |"
+    lines = [header, "|" + " --- |" * (len(columns) + 2)]
+    for label, runs in results.items():
         cells = []
-        for _, key in COLUMNS:
-            values = np.array([run[key] for run in runs], dtype=float)
+        for _, key in columns:
+            values = np.array([run.get(key, np.nan) for run in runs], dtype=float)
+            if np.isnan(values).any():
+                cells.append("–")
+                continue
             cell = f"{values.mean():.3f}"
             if len(values) > 1:
                 cell += f" ± {values.std(ddof=1):.3f}"
             cells.append(cell)
-        lines.append(f"| {ablation} | {len(runs)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -127,17 +196,19 @@ def main(argv):
         FLAGS.seeds,
         FLAGS.argument,
         train_missing=not FLAGS.table_only,
+        grid=FLAGS.grid,
     )
     output = FLAGS.output or os.path.join(FLAGS.workdir, "ablation.md")
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     command = (
         f"python -m sparse_shared_jax.ablation --experiment={FLAGS.experiment} "
-        f"--seeds={FLAGS.seeds}"
+        f"--ablations={','.join(FLAGS.ablations)} --seeds={FLAGS.seeds}"
+        + "".join(f" --grid={entry}" for entry in FLAGS.grid)
         + (f" --argument={FLAGS.argument}" if FLAGS.argument else "")
     )
-    with open(output, "w") as f:
-        f.write(f"Made by `{command}`.\n\n" + markdown_table(results))
-    print(markdown_table(results))
+    table = markdown_table(results)
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    atomic_files.write_text(output, f"Made by `{command}`.\n\n{table}")
+    print(table)
     logging.info("Table written to %s", output)
 
 

@@ -77,7 +77,12 @@ class BilevelSettings:
       differentiation: 'implicit' or 'unrolled'.
       linear_solve, linear_solve_tol: the implicit-diff linear solver.
       share_weight: lambda_share, the weight of the sharing regulariser.
-      share_variant: 'usage' or 'per_feature'.
+      share_variant: 'usage', 'per_feature' (entropies) or 'count' (a smooth
+        count of the features used; see losses.sharing_regularizer).
+      share_temperature: the 'count' variant's temperature.
+      share_warmup_steps: the weight rises linearly from 0 to share_weight
+        over the first share_warmup_steps outer steps (0: full weight from
+        the start); 'outer' placement only.
       share_placement: 'outer' adds the regulariser to the outer loss; 'inner'
         puts it in the inner problem (heads solved jointly).
       share_smoothing: smoothing of the feature usage for the 'inner'
@@ -98,6 +103,8 @@ class BilevelSettings:
     linear_solve_tol: float = 1e-6
     share_weight: float = 0.0
     share_variant: str = "usage"
+    share_temperature: float = losses.DEFAULT_COUNT_TEMPERATURE
+    share_warmup_steps: int = 0
     share_placement: str = "outer"
     share_smoothing: float = 0.1
 
@@ -123,6 +130,33 @@ class BilevelSettings:
             )
         if self.share_weight < 0:
             raise ValueError(f"share_weight must be >= 0; got {self.share_weight}.")
+        if self.share_temperature <= 0:
+            raise ValueError(
+                f"share_temperature must be > 0; got {self.share_temperature}."
+            )
+        if self.share_warmup_steps < 0:
+            raise ValueError(
+                f"share_warmup_steps must be >= 0; got {self.share_warmup_steps}."
+            )
+        if self.share_warmup_steps and self.share_placement != "outer":
+            raise ValueError(
+                "share_warmup_steps applies to share_placement='outer' only; got "
+                f"share_placement={self.share_placement!r} with "
+                f"share_warmup_steps={self.share_warmup_steps}."
+            )
+
+    def sharing(self, W: jax.Array) -> jax.Array:
+        """The sharing regulariser of heads W [T, k, C] (unweighted)."""
+        return losses.sharing_regularizer(
+            W, self.share_variant, temperature=self.share_temperature
+        )
+
+    def share_weight_at(self, step: jax.Array) -> jax.Array:
+        """The sharing weight at outer step `step` (0-based), after warm-up."""
+        if not self.share_warmup_steps:
+            return jnp.asarray(self.share_weight, jnp.float32)
+        ramp = jnp.minimum(1.0, step / self.share_warmup_steps)
+        return self.share_weight * ramp.astype(jnp.float32)
 
 
 def episode_features(
@@ -206,6 +240,7 @@ def fit_heads(
             support_y,
             share_weight=settings.share_weight,
             share_variant=settings.share_variant,
+            share_temperature=settings.share_temperature,
             share_smoothing=settings.share_smoothing,
             **options,
         )
@@ -217,6 +252,7 @@ def outer_loss(
     apply_fn: Callable[[Any, jax.Array], jax.Array],
     episode: EpisodeLike,
     settings: BilevelSettings,
+    share_weight: jax.Array | float | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The outer objective of one episode and its diagnostics.
 
@@ -228,32 +264,42 @@ def outer_loss(
       apply_fn: apply_fn(params, x [N, *obs]) -> features [N, k].
       episode: support/query inputs and targets for T tasks.
       settings: the static BilevelSettings.
+      share_weight: the sharing weight of this step (default
+        settings.share_weight; `train_step` passes the warmed-up weight).
 
     Returns:
       (loss, aux) where aux holds scalars: query_loss, query_accuracy
-      (0 for regression), sharing_entropy, active_features (mean per task),
-      distinct_features (used by at least one task), inner_iterations (max
-      over tasks), inner_optimality_error (max over tasks).
+      (0 for regression), sharing (the regulariser's value), active_features
+      (mean per task), distinct_features (used by at least one task),
+      inner_iterations (max over tasks), inner_optimality_error (max over
+      tasks), inner_unconverged (fraction of tasks whose solver stopped at
+      maxiter).
     """
+    if share_weight is None:
+        share_weight = settings.share_weight
     support, query = episode_features(params, apply_fn, episode, settings.normalization)
     heads = fit_heads(support, episode.support_y, settings)
     outputs = query @ heads.W + heads.b[:, None, :]  # [T, n_q, C]
     query_loss = jnp.mean(losses.task_loss(outputs, episode.query_y, settings.loss))
-    sharing = losses.feature_sharing_entropy(heads.W, settings.share_variant)
+    sharing = settings.sharing(heads.W)
     loss = query_loss
     if settings.share_placement == "outer":
-        loss = loss + settings.share_weight * sharing
+        loss = loss + share_weight * sharing
     used = losses.row_norms(heads.W) > 0  # [T, k]
     aux = {
         "query_loss": query_loss,
         "query_accuracy": jnp.mean(
             losses.task_accuracy(outputs, episode.query_y, settings.loss)
         ),
-        "sharing_entropy": sharing,
+        "sharing": sharing,
+        "share_weight": jnp.asarray(share_weight, jnp.float32),
         "active_features": jnp.mean(heads.num_active.astype(jnp.float32)),
         "distinct_features": jnp.sum(jnp.any(used, axis=0)).astype(jnp.float32),
         "inner_iterations": jnp.max(heads.num_iterations).astype(jnp.float32),
         "inner_optimality_error": jnp.max(heads.optimality_error),
+        "inner_unconverged": jnp.mean(
+            (heads.num_iterations >= settings.maxiter).astype(jnp.float32)
+        ),
     }
     return loss, jax.lax.stop_gradient(aux)
 
@@ -283,8 +329,9 @@ def train_step(
       The updated state and the metrics of `outer_loss` plus 'loss' and
       'grad_norm'.
     """
+    share_weight = settings.share_weight_at(state.step)
     (loss, aux), grads = jax.value_and_grad(outer_loss, has_aux=True)(
-        state.params, state.apply_fn, episode, settings
+        state.params, state.apply_fn, episode, settings, share_weight
     )
     metrics = dict(aux, loss=loss, grad_norm=optax.tree.norm(grads))
     return state.apply_gradients(grads=grads), metrics

@@ -9,7 +9,7 @@ import os
 
 import ml_collections
 
-from sparse_shared_jax import bilevel, data, models, parallel
+from sparse_shared_jax import bilevel, data, evaluate, models, parallel
 from sparse_shared_jax.data import benchmarks, meta_tasks
 
 # The inner task loss of each label type of the task distribution.
@@ -77,6 +77,19 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         )
     _validate_training(config)
     _require_at_least(config, "eval.num_samples", 10)
+    _require_at_least(config, "eval.final_num_train", 10)
+    _require_at_least(config, "eval.final_num_test", 2)
+    _require_choice(config, "eval.final_dci_regressor", evaluate.DCI_PREFIXES)
+    for field in ("eval.intervention_num_train", "eval.intervention_num_eval"):
+        _require_at_least(config, field, 0)
+    _require(
+        (config.eval.intervention_num_train == 0)
+        == (config.eval.intervention_num_eval == 0),
+        "eval.intervention_num_eval",
+        "0 exactly when eval.intervention_num_train is 0 (0 skips the BetaVAE "
+        "and FactorVAE scores)",
+        config.eval.intervention_num_eval,
+    )
     _require_choice(config, "data.name", data.registered_names())
     _require_choice(config, "data.label_type", LOSS_OF_LABEL_TYPE)
     correlation = config.data.correlation
@@ -171,6 +184,8 @@ def bilevel_settings(config: ml_collections.ConfigDict) -> bilevel.BilevelSettin
         linear_solve_tol=config.inner.linear_solve_tol,
         share_weight=config.share.weight,
         share_variant=config.share.variant,
+        share_temperature=config.share.temperature,
+        share_warmup_steps=config.share.warmup_steps,
         share_placement=config.share.placement,
         share_smoothing=config.share.smoothing,
     )

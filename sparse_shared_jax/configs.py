@@ -5,14 +5,18 @@ pass the config argument (the text after ':' in
 ``--config=experiments/shapes3d.py:ARG``) to `apply_arguments`. ARG is a
 comma-separated list of
 
-* an ablation of design/method.md: ``full`` (default), ``sparse_only``,
+* an ablation of docs/method.md: ``full`` (default), ``sparse_only``,
   ``share_only`` or ``erm``;
 * ``rho=<float>``: correlation between every pair of training factors;
-* ``share_variant=<usage|per_feature>``: the sharing regulariser;
+* ``share_variant=<usage|per_feature|count>``: the sharing regulariser;
 * ``share_placement=<outer|inner>``: where the sharing term sits;
 * ``share_weight=<float>``: lambda_share;
 * ``alpha=<float>``: the sparsity weight (fraction of lambda_max);
-* ``seed=<int>``: the run's seed.
+* ``seed=<int>``: the run's seed;
+* ``<section>.<field>=<value>``: any other config field, e.g.
+  ``share.warmup_steps=200`` (the value is read as the field's type; a
+  tuple as values separated by ``;``). This is what sweeps over a field use
+  (``python -m sparse_shared_jax.ablation --grid=...``).
 
 For example ``experiments/shapes3d.py:erm,rho=0.5,seed=2``.
 """
@@ -92,7 +96,12 @@ def base_config() -> ml_collections.ConfigDict:
     # The feature-sharing regulariser.
     config.share = ml_collections.ConfigDict()
     config.share.weight = 0.01  # lambda_share
-    config.share.variant = "usage"  # 'usage' or 'per_feature'
+    # 'usage' (entropy of the average usage), 'per_feature' or 'count' (a
+    # smooth count of the features used; see losses.sharing_regularizer).
+    config.share.variant = "usage"
+    config.share.temperature = 0.5  # 'count' only: when a feature counts as rare
+    # The weight rises linearly from 0 over this many steps ('outer' placement).
+    config.share.warmup_steps = 0
     config.share.placement = "outer"  # 'outer' or 'inner'
     # Usage smoothing, 'inner' placement only. Measured: 1e-2 did not converge in
     # 300 float32 iterations (optimality error 1.6, NaN implicit gradient); 0.1
@@ -105,9 +114,21 @@ def base_config() -> ml_collections.ConfigDict:
     config.outer.learning_rate = 1e-3
     config.outer.weight_decay = 0.0  # 'adamw' only
 
-    # Evaluation on uniformly sampled factors.
+    # Evaluation on uniformly sampled factors (see evaluate.Protocol).
     config.eval = ml_collections.ConfigDict()
-    config.eval.num_samples = 5000  # observations encoded for the metrics
+    # During training: observations encoded for fast metrics (random-forest
+    # DCI, logged as rf_dci_*; an 80/20 split).
+    config.eval.num_samples = 5000
+    # The final evaluation, disentanglement_lib's protocol: points the metrics
+    # are fit on and scored on, and the DCI importance model ('gbt' as in
+    # disentanglement_lib, or the faster 'random_forest').
+    config.eval.final_num_train = 10_000
+    config.eval.final_num_test = 5_000
+    config.eval.final_dci_regressor = "gbt"
+    # BetaVAE and FactorVAE scores: training and evaluation points, each a
+    # batch of 64 factor combinations (0 skips both scores).
+    config.eval.intervention_num_train = 10_000
+    config.eval.intervention_num_eval = 5_000
 
     # Devices: the episode is split over all devices along tasks (and examples
     # when T has fewer factors in common with the device count); see parallel.py.
@@ -227,13 +248,53 @@ def apply_arguments(
             config.inner.alpha = float(value)
         elif key == "seed":
             config.seed = int(value)
+        elif "." in key:
+            set_field(config, key, value)
         else:
             raise ValueError(
                 f"Unknown config argument {key!r} in {argument!r}; use an ablation "
                 f"{ABLATIONS}, rho=, share_variant=, share_placement=, "
-                "share_weight=, alpha= or seed=."
+                "share_weight=, alpha=, seed= or <section>.<field>=<value>."
             )
     return config
+
+
+def set_field(config: ml_collections.ConfigDict, path: str, text: str) -> None:
+    """Sets the dotted config field `path` from `text`, read as its type.
+
+    Raises:
+      ValueError: naming the field if it does not exist or `text` is not a
+        value of its type.
+    """
+    *sections, name = path.split(".")
+    parent = config
+    for section in sections:
+        if section not in parent or not isinstance(
+            parent[section], ml_collections.ConfigDict
+        ):
+            raise ValueError(f"No config section {section!r} in {path!r}.")
+        parent = parent[section]
+    if name not in parent:
+        raise ValueError(f"No config field {path!r}.")
+    current = parent[name]
+    try:
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false"):
+                raise ValueError(text)
+            value = text.lower() == "true"
+        elif isinstance(current, tuple | list):
+            kind = type(current[0]) if current else str
+            value = tuple(kind(part) for part in text.split(";") if part)
+        elif isinstance(current, int | float | str):
+            value = type(current)(text)
+        else:
+            raise ValueError(text)
+    except ValueError:
+        raise ValueError(
+            f"config.{path}={text!r}: expected a value of type "
+            f"{type(current).__name__}."
+        ) from None
+    parent[name] = value
 
 
 def load_experiment(path: str) -> Callable[[str | None], ml_collections.ConfigDict]:

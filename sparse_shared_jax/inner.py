@@ -570,15 +570,19 @@ def _shared_objective(
     ridge,
     share_weight,
     share_variant,
+    share_temperature,
     share_smoothing,
 ):
-    """scale * (mean_t task objective_t + share_weight * sharing entropy)."""
+    """scale * (mean_t task objective_t + share_weight * sharing regulariser)."""
     num_tasks = features.shape[0]
     task_part = _smooth_objective(
         params, features, targets, scale / num_tasks, loss=loss, ridge=ridge
     )
-    sharing = losses.feature_sharing_entropy(
-        params[0], share_variant, smoothing=share_smoothing
+    sharing = losses.sharing_regularizer(
+        params[0],
+        share_variant,
+        temperature=share_temperature,
+        smoothing=share_smoothing,
     )
     return task_part + scale * share_weight * sharing
 
@@ -591,6 +595,7 @@ def solve_heads_shared(
     lam: jax.Array | float,
     share_weight: float,
     share_variant: str = "usage",
+    share_temperature: float = losses.DEFAULT_COUNT_TEMPERATURE,
     share_smoothing: float = 0.1,
     num_classes: int | None = None,
     penalty: str = "group_lasso",
@@ -605,7 +610,7 @@ def solve_heads_shared(
 ) -> HeadsSolution:
     """Solves the T heads jointly with the sharing regulariser inside.
 
-    The 'inner' variant of design/method.md: one problem over all heads,
+    The 'inner' placement of docs/method.md: one problem over all heads,
 
         min_{W, b}  mean_t [ (1/n) sum_i loss_t + lam_t penalty(W_t)
                              + (ridge/2) ||W_t||^2 ]
@@ -620,7 +625,9 @@ def solve_heads_shared(
     Args:
       share_weight: the weight of the sharing entropy (>= 0). With 0 this
         solves the same problems as `solve_heads`.
-      share_variant: 'usage' or 'per_feature' (`losses.feature_sharing_entropy`).
+      share_variant: 'usage', 'per_feature' or 'count'
+        (`losses.sharing_regularizer`).
+      share_temperature: the 'count' variant's temperature.
       share_smoothing: s > 0 in the smooth usage sqrt(||W_tj||^2 + s^2) - s
         (`losses.feature_usage`); exact row norms make the objective's
         gradient jump at zero rows and the iterations fail to converge.
@@ -667,6 +674,7 @@ def solve_heads_shared(
             ridge=ridge,
             share_weight=share_weight,
             share_variant=share_variant,
+            share_temperature=share_temperature,
             share_smoothing=share_smoothing,
         ),
         stepsize=0.0,  # backtracking line search

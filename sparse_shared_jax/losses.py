@@ -18,10 +18,14 @@ import jax.numpy as jnp
 import optax
 
 LOSSES = ("logistic", "softmax", "squared")
-SHARING_VARIANTS = ("usage", "per_feature")
+# Variants of the feature-sharing regulariser (`sharing_regularizer`).
+SHARING_VARIANTS = ("usage", "per_feature", "count")
 
 # Keeps every log finite and every normalisation defined when heads are zero.
 DEFAULT_ENTROPY_EPS = 1e-8
+# The 'count' variant's temperature, relative to a feature's usage when all k
+# features are used equally.
+DEFAULT_COUNT_TEMPERATURE = 0.5
 
 
 def check_loss_name(loss: str) -> None:
@@ -223,12 +227,86 @@ def feature_sharing_entropy(
     """
     if W.ndim != 3:
         raise ValueError(f"W must have shape [T, k, C]; got shape {W.shape}.")
-    u = feature_usage(W, smoothing)  # [T, k]
     if variant == "usage":
-        profiles = _normalize(u, axis=1, eps=eps)  # [T, k]
-        p_bar = _normalize(jnp.sum(profiles, axis=0), axis=0, eps=eps)  # [k]
-        return _entropy(p_bar, axis=0, eps=eps)
+        return _entropy(average_usage_profile(W, eps, smoothing), axis=0, eps=eps)
+    u = feature_usage(W, smoothing)  # [T, k]
     if variant == "per_feature":
         q = _normalize(u, axis=0, eps=eps)  # [T, k]
         return -jnp.mean(_entropy(q, axis=0, eps=eps))
+    raise ValueError(
+        f"variant must be 'usage' or 'per_feature', got {variant!r} (the "
+        "'count' variant is smooth_feature_count; sharing_regularizer takes all)."
+    )
+
+
+def average_usage_profile(
+    W: jax.Array, eps: float = DEFAULT_ENTROPY_EPS, smoothing: float = 0.0
+) -> jax.Array:
+    """The episode's average usage profile p_bar [k] of heads W [T, k, C].
+
+    Each task's usage u[t] (`feature_usage`) is normalised to sum 1 (its
+    profile); p_bar is the normalised sum of the profiles, so tasks with an
+    all-zero head do not count. Sums to 1 unless every head is zero (then 0).
+    """
+    profiles = _normalize(feature_usage(W, smoothing), axis=1, eps=eps)  # [T, k]
+    return _normalize(jnp.sum(profiles, axis=0), axis=0, eps=eps)  # [k]
+
+
+def smooth_feature_count(
+    W: jax.Array,
+    temperature: float = DEFAULT_COUNT_TEMPERATURE,
+    eps: float = DEFAULT_ENTROPY_EPS,
+    smoothing: float = 0.0,
+) -> jax.Array:
+    """A smooth count of the features the episode's heads use, to be minimised.
+
+    With p_bar the average usage profile (`average_usage_profile`) and k the
+    number of features, returns
+
+        sum_j 1 - exp(-k p_bar_j / temperature),
+
+    between 0 (all heads zero) and k. A feature used about as much as the
+    others counts about 1 and is hardly pushed (the exponential is flat
+    there), while a rarely used one (k p_bar_j below the temperature) counts
+    in proportion to its use and is pushed out. So, unlike the 'usage'
+    entropy, which keeps pushing the episode's usage onto ever fewer features
+    (lower entropy for any less even spread), it removes features that few
+    tasks use, such as redundant copies of a factor, and leaves features
+    that many tasks need alone.
+
+    Args:
+      W: [T, k, C] task heads.
+      temperature: > 0, relative to the usage of each feature when all k are
+        used equally (k p_bar_j = 1).
+      eps: keeps the normalisations defined for all-zero heads.
+      smoothing: as in `feature_usage`.
+
+    Returns:
+      Scalar regulariser value.
+    """
+    if W.ndim != 3:
+        raise ValueError(f"W must have shape [T, k, C]; got shape {W.shape}.")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0; got {temperature}.")
+    relative_usage = W.shape[1] * average_usage_profile(W, eps, smoothing)  # [k]
+    return jnp.sum(1.0 - jnp.exp(-relative_usage / temperature))
+
+
+def sharing_regularizer(
+    W: jax.Array,
+    variant: str = "usage",
+    *,
+    temperature: float = DEFAULT_COUNT_TEMPERATURE,
+    eps: float = DEFAULT_ENTROPY_EPS,
+    smoothing: float = 0.0,
+) -> jax.Array:
+    """The feature-sharing regulariser of any variant: W [T, k, C] -> scalar.
+
+    'usage' and 'per_feature' are `feature_sharing_entropy`'s; 'count' is
+    `smooth_feature_count` (with `temperature`).
+    """
+    if variant == "count":
+        return smooth_feature_count(W, temperature, eps, smoothing)
+    if variant in ("usage", "per_feature"):
+        return feature_sharing_entropy(W, variant, eps, smoothing)
     raise ValueError(f"variant must be one of {SHARING_VARIANTS}, got {variant!r}.")

@@ -197,10 +197,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             train_step,
             lambda step: device_episode(sampler, step, layout.episode),
             lambda state, step: (
-                _representation_metrics(config, dataset, state, layout).scores
+                _representation_metrics(
+                    config,
+                    dataset,
+                    state,
+                    layout,
+                    evaluate.Protocol.fast(config.eval.num_samples),
+                ).scores
             ),
             checkpointer,
             writer,
+            warnings_at=collapse_warnings(sampler),
         )
         final = _final_evaluation(config, workdir, dataset, state, layout, writer)
     finally:
@@ -210,16 +217,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         return final
     atomic_files.write_json(os.path.join(workdir, "metrics.json"), final)
     logging.info("Final metrics: %s", _format(final))
-    print(
-        f"Final (step {final['step']}): MCC={final['eval/mcc']:.3f} "
-        f"DCI D/C/I={final['eval/dci_disentanglement']:.3f}/"
-        f"{final['eval/dci_completeness']:.3f}/"
-        f"{final['eval/dci_informativeness_test']:.3f} "
-        f"support F1={final['eval/support_f1']:.3f}; pictures in "
-        f"{os.path.join(workdir, PICTURES_DIR)}",
-        flush=True,
-    )
+    print(final_summary(config, final, os.path.join(workdir, PICTURES_DIR)), flush=True)
     return final
+
+
+def final_summary(config, final: dict, pictures_dir: str) -> str:
+    """The run's last line: the headline metrics of the final protocol."""
+    protocol = final_protocol(config)
+    dci = "eval/" + evaluate.DCI_PREFIXES[protocol.dci_regressor]
+    line = (
+        f"Final (step {final['step']}): MCC={final['eval/mcc']:.3f} "
+        f"DCI D/C/I={final[dci + '_disentanglement']:.3f}/"
+        f"{final[dci + '_completeness']:.3f}/"
+        f"{final[dci + '_informativeness_test']:.3f} "
+        f"({protocol.dci_regressor}, {protocol.num_train}/{protocol.num_test} "
+        "points)"
+    )
+    if protocol.intervention_num_train:
+        line += (
+            f" BetaVAE={final['eval/beta_vae_score']:.3f} "
+            f"FactorVAE={final['eval/factor_vae_score']:.3f}"
+        )
+    return (
+        line + f" support F1={final['eval/support_f1']:.3f}; pictures in {pictures_dir}"
+    )
 
 
 def resume_or_start(config, state, checkpointer: checkpoints.Checkpointer):
@@ -322,6 +343,7 @@ def run_training_loop(
     evaluate_at: Callable[[Any, int], dict[str, float]],
     checkpointer: checkpoints.Checkpointer,
     writer: scalar_logs.ScalarWriter,
+    warnings_at: Callable[[int, dict[str, float]], list[str]] | None = None,
 ):
     """The loop from the state's step to config.num_train_steps.
 
@@ -329,6 +351,9 @@ def run_training_loop(
     config.eval_every_steps (not at the last step: the caller's final
     evaluation covers it), checkpoints every config.checkpoint.every_steps and
     at the end, and stops with `NonFiniteLossError` at a NaN or infinite loss.
+    At each log step it warns when the inner solver stopped at maxiter on
+    more than `UNCONVERGED_WARNING` of the tasks, and logs `warnings_at`'s
+    warnings.
 
     Args:
       config: the run's config (steps and intervals).
@@ -338,6 +363,8 @@ def run_training_loop(
       evaluate_at: (state, step) -> scores, logged under 'eval/'.
       checkpointer: saves the state.
       writer: logs the scalars.
+      warnings_at: (step, the step's 'train/' scalars without the prefix) ->
+        warnings to log (e.g. `collapse_warnings`).
 
     Returns:
       The state after config.num_train_steps steps.
@@ -377,6 +404,11 @@ def run_training_loop(
                 (total - step) / rate if timed_steps else float("nan"),
                 _format(step_metrics),
             )
+            values = {k: float(v) for k, v in step_metrics.items()}
+            for warning in _solver_warnings(config, values) + (
+                warnings_at(step, values) if warnings_at else []
+            ):
+                logging.warning("step %d: %s", step, warning)
         if step % config.eval_every_steps == 0 and not is_last:
             scores = evaluate_at(state, step)
             writer.write_scalars(step, {f"eval/{k}": v for k, v in scores.items()})
@@ -387,6 +419,60 @@ def run_training_loop(
     return state
 
 
+# Warn when the inner solver stops at maxiter on more than this fraction of
+# an episode's tasks.
+UNCONVERGED_WARNING = 0.1
+# Warn of a collapse when the heads use fewer than this fraction of the
+# factors the tasks' labels depend on, per task on average.
+COLLAPSE_FRACTION = 0.6
+
+
+def _solver_warnings(config, values: dict[str, float]) -> list[str]:
+    fraction = values.get("inner_unconverged", 0.0)
+    if fraction <= UNCONVERGED_WARNING:
+        return []
+    return [
+        f"the inner solver stopped at inner.maxiter={config.inner.maxiter} on "
+        f"{fraction:.0%} of the tasks (optimality error "
+        f"{values['inner_optimality_error']:.2g}, inner.tol={config.inner.tol}): "
+        "the heads and their gradients are approximate; raise inner.maxiter."
+    ]
+
+
+def collapse_warnings(
+    sampler: data.EpisodeSampler,
+) -> Callable[[int, dict[str, float]], list[str]]:
+    """Warnings when the heads use fewer features than the tasks need.
+
+    On ground-truth data every task's true factors are known: a collapse (the
+    sharing term merging factors into too few features) shows as heads that
+    use fewer features than their labels depend on. Warns when the episode's
+    distinct features are fewer than the factors its tasks depend on, or the
+    features per task fall below COLLAPSE_FRACTION of the true factors per
+    task.
+    """
+
+    def warnings_at(step: int, values: dict[str, float]) -> list[str]:
+        support = sampler.draw(sampler.rng(step - 1)).tasks.support  # bool [T, K]
+        factors_needed = int(np.any(support, axis=0).sum())
+        factors_per_task = float(support.sum(axis=1).mean())
+        distinct = values["distinct_features"]
+        per_task = values["active_features"]
+        if distinct >= factors_needed and per_task >= (
+            COLLAPSE_FRACTION * factors_per_task
+        ):
+            return []
+        return [
+            f"possible collapse: the heads use {distinct:.0f} distinct features "
+            f"({per_task:.2f} per task) for tasks that depend on "
+            f"{factors_needed} factors ({factors_per_task:.2f} per task); if "
+            "this persists, lower share.weight (now "
+            f"{values.get('share_weight', 0.0):.3g}) or use share.variant='count'."
+        ]
+
+    return warnings_at
+
+
 def _checkpoint_name(checkpointer: checkpoints.Checkpointer) -> str:
     step = checkpointer.latest_step()
     if step is None:
@@ -394,26 +480,55 @@ def _checkpoint_name(checkpointer: checkpoints.Checkpointer) -> str:
     return f"step {step} in {checkpointer.directory}"
 
 
-def _representation_metrics(config, dataset, state, layout):
+def _representation_metrics(config, dataset, state, layout, protocol):
     """evaluate.representation_metrics of the state on uniform factors."""
     logging.info(
-        "Evaluating at step %d on %d uniformly sampled factors",
+        "Evaluating at step %d on %d + %d uniformly sampled factors (DCI: %s%s)",
         int(state.step),
-        config.eval.num_samples,
+        protocol.num_train,
+        protocol.num_test,
+        protocol.dci_regressor,
+        (
+            f"; BetaVAE/FactorVAE on {protocol.intervention_num_train} + "
+            f"{protocol.intervention_num_eval} batches"
+            if protocol.intervention_num_train
+            else ""
+        ),
     )
     return evaluate.representation_metrics(
         state.params,
         state.apply_fn,
         dataset,
-        config.eval.num_samples,
+        protocol,
         config.seed,
         mesh=layout.mesh,
     )
 
 
+def final_protocol(config: ml_collections.ConfigDict) -> evaluate.Protocol:
+    """The final evaluation's protocol (disentanglement_lib's by default)."""
+    return evaluate.Protocol(
+        num_train=config.eval.final_num_train,
+        num_test=config.eval.final_num_test,
+        dci_regressor=config.eval.final_dci_regressor,
+        intervention_num_train=config.eval.intervention_num_train,
+        intervention_num_eval=config.eval.intervention_num_eval,
+    )
+
+
 def _final_evaluation(config, workdir, dataset, state, layout, writer) -> dict:
-    """Metrics on uniform factors, support recovery, pictures (process 0)."""
-    evaluation = _representation_metrics(config, dataset, state, layout)
+    """Metrics on uniform factors, support recovery, pictures (process 0).
+
+    The fast metrics of the evaluations during training are computed once
+    more (so their curves end at the last step), then the final protocol's,
+    which replace the fast values of the metrics both compute.
+    """
+    fast = evaluate.Protocol.fast(config.eval.num_samples)
+    scores = dict(_representation_metrics(config, dataset, state, layout, fast).scores)
+    evaluation = _representation_metrics(
+        config, dataset, state, layout, final_protocol(config)
+    )
+    scores.update(evaluation.scores)
     # A held-out episode with independent factors, from its own seed stream.
     held_out = make_episode_sampler(
         config, dataset, correlation=0.0, seed=config.seed + _EVAL_SEED_OFFSET
@@ -421,7 +536,6 @@ def _final_evaluation(config, workdir, dataset, state, layout, writer) -> dict:
     usage = evaluate.heads_usage(
         state.params, state.apply_fn, held_out, bilevel_settings(config)
     )
-    scores = dict(evaluation.scores)
     scores.update(
         evaluate.support_recovery_metrics(
             usage, held_out.tasks.support, evaluation.feature_to_factor
@@ -446,7 +560,7 @@ def _final_evaluation(config, workdir, dataset, state, layout, writer) -> dict:
 
 
 def _write_pictures(workdir, dataset, evaluation, usage, held_out, step) -> None:
-    """The PNG pictures of design/method.md's evaluation, under pictures/."""
+    """The PNG pictures of docs/method.md's evaluation, under pictures/."""
     directory = os.path.join(workdir, PICTURES_DIR)
     names = tuple(dataset.factor_names)
     plots.plot_activation_matrix(

@@ -1,6 +1,6 @@
 """Transfer evaluation of a frozen encoder, and its two baselines.
 
-design/method.md, Evaluation: freeze the encoder, fit a sparse linear head
+docs/method.md, Evaluation: freeze the encoder, fit a sparse linear head
 for the target task with the inner solver on the target training split
 (penalty chosen on the validation split), and report average and
 worst-group accuracy on the test split (groups = label x spurious

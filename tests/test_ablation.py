@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 from sparse_shared_jax import ablation
 
 EXPERIMENT = os.path.join(
@@ -19,6 +21,10 @@ def tiny_get_config():
         config.episode.support_size = 16
         config.episode.query_size = 8
         config.eval.num_samples = 200
+        config.eval.final_num_train = 200
+        config.eval.final_num_test = 100
+        config.eval.intervention_num_train = 10
+        config.eval.intervention_num_eval = 10
         return config
 
     return get_tiny_config
@@ -49,6 +55,49 @@ def test_sweep_runs_each_ablation_and_seed_once_and_tabulates(tmp_path):
     assert finished == results
 
     table = ablation.markdown_table(results).splitlines()
-    assert table[0].startswith("| ablation | seeds | DCI D | DCI C")
+    assert table[0].startswith("| run | seeds | DCI D | DCI C")
     assert table[2].startswith("| erm | 2 | ")
     assert len(table) == 4 and all(" ± " in line for line in table[2:])
+
+
+def test_grid_runs_every_combination_in_its_own_workdir(tmp_path):
+    assert ablation.grid_cells(["rho=0,0.9", "share_weight=0.1"]) == [
+        "rho=0,share_weight=0.1",
+        "rho=0.9,share_weight=0.1",
+    ]
+    assert ablation.grid_cells([]) == [""]
+    seen = []
+    get_tiny_config = tiny_get_config()
+
+    def get_config(argument):
+        seen.append(argument)
+        return get_tiny_config(argument)
+
+    results = ablation.run_sweep(
+        get_config,
+        str(tmp_path),
+        ["full"],
+        seeds=1,
+        grid=["share_weight=0,0.3", "inner.alpha=0.2"],
+        argument="rho=0.5",
+    )
+    assert sorted(os.listdir(tmp_path)) == [
+        "full_share_weight=0.3_inner.alpha=0.2_seed0",
+        "full_share_weight=0_inner.alpha=0.2_seed0",
+    ]
+    assert seen == [
+        "full,seed=0,share_weight=0,inner.alpha=0.2,rho=0.5",
+        "full,seed=0,share_weight=0.3,inner.alpha=0.2,rho=0.5",
+    ]
+    assert list(results) == [
+        "full, share_weight=0,inner.alpha=0.2",
+        "full, share_weight=0.3,inner.alpha=0.2",
+    ]
+    table = ablation.markdown_table(results)
+    assert "| full, share_weight=0.3,inner.alpha=0.2 | 1 | " in table
+
+
+@pytest.mark.parametrize("entry", ["rho", "rho=", "=0.1"])
+def test_bad_grid_entries_are_named(entry):
+    with pytest.raises(ValueError, match="--grid"):
+        ablation.grid_cells([entry])

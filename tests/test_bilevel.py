@@ -112,10 +112,10 @@ def test_inner_sharing_placement_changes_the_heads_not_the_outer_loss_terms():
         params, linear_encoder, episode, inner_placed
     )
     np.testing.assert_allclose(
-        loss_outer, aux_outer["query_loss"] + 0.5 * aux_outer["sharing_entropy"]
+        loss_outer, aux_outer["query_loss"] + 0.5 * aux_outer["sharing"]
     )
     np.testing.assert_allclose(loss_inner, aux_inner["query_loss"])
-    assert aux_inner["sharing_entropy"] < aux_outer["sharing_entropy"]
+    assert aux_inner["sharing"] < aux_outer["sharing"]
 
 
 def test_train_step_compiles_once_and_lowers_the_query_loss():
@@ -151,9 +151,11 @@ def test_train_step_compiles_once_and_lowers_the_query_loss():
         "grad_norm",
         "active_features",
         "distinct_features",
-        "sharing_entropy",
+        "sharing",
+        "share_weight",
         "inner_iterations",
         "inner_optimality_error",
+        "inner_unconverged",
     }
     after = evaluation_loss(state.params)
     assert after < 0.8 * before, (before, after)
@@ -166,9 +168,39 @@ def test_train_step_compiles_once_and_lowers_the_query_loss():
         (dict(normalization="layer"), "normalization must be one of"),
         (dict(share_placement="both"), "share_placement must be one of"),
         (dict(share_weight=-1.0), "share_weight must be >= 0"),
+        (dict(share_variant="entropy"), "share_variant must be one of"),
+        (dict(share_temperature=0.0), "share_temperature must be > 0"),
+        (dict(share_warmup_steps=-5), "share_warmup_steps must be >= 0"),
+        (
+            dict(share_warmup_steps=10, share_placement="inner"),
+            "share_warmup_steps applies to share_placement='outer' only",
+        ),
         (dict(loss="hinge"), "loss must be one of"),
     ],
 )
 def test_settings_reject_bad_values(change, message):
     with pytest.raises(ValueError, match=message):
         bilevel.BilevelSettings(**change)
+
+
+def test_sharing_weight_warms_up_linearly_and_train_step_uses_it():
+    settings = bilevel.BilevelSettings(share_weight=0.2, share_warmup_steps=10)
+    for step, expected in ((0, 0.0), (5, 0.1), (10, 0.2), (50, 0.2)):
+        np.testing.assert_allclose(
+            settings.share_weight_at(jnp.asarray(step)), expected
+        )
+    plain = bilevel.BilevelSettings(share_weight=0.2)
+    np.testing.assert_allclose(plain.share_weight_at(jnp.asarray(0)), 0.2)
+
+    sampler = small_episode(num_tasks=4)
+    encoder = models.get_encoder("mlp", num_features=5, hidden_sizes=(8,))
+    episode = bilevel.EpisodeBatch.from_episode(sampler(0))
+    state = bilevel.create_train_state(
+        encoder, jax.random.key(0), episode.support_x[0], optax.sgd(0.0)
+    )
+    state = state.replace(step=5)
+    _, metrics = bilevel.train_step(state, episode, settings)
+    np.testing.assert_allclose(metrics["share_weight"], 0.1, rtol=1e-6)
+    np.testing.assert_allclose(
+        metrics["loss"], metrics["query_loss"] + 0.1 * metrics["sharing"], rtol=1e-5
+    )

@@ -163,7 +163,86 @@ def test_sharing_entropy_gradient_matches_finite_differences(variant, float64):
 
 
 def test_sharing_entropy_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="variant must be one of"):
+    with pytest.raises(ValueError, match="variant must be 'usage' or 'per_feature'"):
         losses.feature_sharing_entropy(jnp.ones((2, 3, 1)), "mutual_information")
     with pytest.raises(ValueError, match=r"\[T, k, C\]"):
         losses.feature_sharing_entropy(jnp.ones((3, 1)))
+
+
+# The smooth feature count ('count' variant).
+
+
+def test_count_is_k_times_one_minus_exp_for_even_usage_and_one_for_one_feature():
+    k, temperature = 5, 0.5
+    even = _heads_using([list(range(k))] * 3, k=k)
+    np.testing.assert_allclose(
+        losses.smooth_feature_count(even, temperature),
+        k * (1 - np.exp(-1 / temperature)),
+        rtol=1e-6,
+    )
+    one = _heads_using([[2]] * 3, k=k)  # k p_bar = (0, 0, k, 0, 0)
+    np.testing.assert_allclose(
+        losses.smooth_feature_count(one, temperature),
+        1 - np.exp(-k / temperature),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(losses.smooth_feature_count(jnp.zeros((3, k, 1))), 0.0)
+
+
+def test_count_charges_a_factor_split_over_two_copies_more_than_one_feature():
+    # Four tasks need the same information: all on feature 0, or half on a copy.
+    shared = _heads_using([[0], [0], [0], [0]], k=4)
+    split = _heads_using([[0], [0], [1], [1]], k=4)
+    assert losses.smooth_feature_count(split) > losses.smooth_feature_count(shared)
+
+
+def test_count_pushes_rare_features_harder_than_common_ones():
+    # Feature 0 is used by 7 tasks, feature 1 by 1: the gradient on the rare
+    # feature's row is larger than on the common one's (the 'usage' entropy's
+    # gradient does not separate them as much).
+    W = _heads_using([[0]] * 7 + [[1]], k=4)
+
+    def gradient_on_rows(regularizer):
+        gradient = jax.grad(regularizer)(W)  # [T, k, C]
+        return float(jnp.abs(gradient[7, 1]).sum()), float(
+            jnp.abs(gradient[0, 0]).sum()
+        )
+
+    rare, common = gradient_on_rows(losses.smooth_feature_count)
+    assert rare > 5 * common
+
+
+def test_count_finite_gradient_at_zero_heads_and_matches_finite_differences(float64):
+    value, gradient = jax.value_and_grad(losses.smooth_feature_count)(
+        jnp.zeros((3, 4, 2))
+    )
+    assert np.isfinite(value) and np.all(np.isfinite(gradient))
+    rng = np.random.default_rng(2)
+    W = jnp.asarray(rng.normal(size=(3, 4, 2)))
+    direction = jnp.asarray(rng.normal(size=W.shape))
+    step = 1e-6
+
+    def f(W):
+        return losses.smooth_feature_count(W, 0.3)
+
+    finite_difference = (f(W + step * direction) - f(W - step * direction)) / (2 * step)
+    np.testing.assert_allclose(
+        jnp.vdot(jax.grad(f)(W), direction), finite_difference, rtol=1e-6
+    )
+
+
+def test_sharing_regularizer_dispatches_every_variant():
+    W = jnp.asarray(np.random.default_rng(3).normal(size=(3, 4, 1)))
+    for variant in ("usage", "per_feature"):
+        np.testing.assert_allclose(
+            losses.sharing_regularizer(W, variant),
+            losses.feature_sharing_entropy(W, variant),
+        )
+    np.testing.assert_allclose(
+        losses.sharing_regularizer(W, "count", temperature=0.2),
+        losses.smooth_feature_count(W, 0.2),
+    )
+    with pytest.raises(ValueError, match="variant must be one of"):
+        losses.sharing_regularizer(W, "entropy")
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        losses.smooth_feature_count(W, 0.0)

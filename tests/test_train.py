@@ -45,6 +45,10 @@ def shrink(config):
     config.episode.query_size = 8
     config.inner.maxiter = 20
     config.eval.num_samples = 200
+    config.eval.final_num_train = 200
+    config.eval.final_num_test = 100
+    config.eval.intervention_num_train = 10
+    config.eval.intervention_num_eval = 10
     config.eval_every_steps = 1
     config.checkpoint.every_steps = 1
     return config
@@ -144,6 +148,24 @@ def test_config_arguments_set_ablation_and_fields():
         load_config(VECTOR_EXPERIMENT, "dense")
 
 
+def test_config_argument_sets_any_dotted_field_as_its_type():
+    config = load_config(
+        VECTOR_EXPERIMENT,
+        "inner.maxiter=50,inner.alpha=0.2,share.variant=per_feature,"
+        "model.options.hidden_sizes=64;32",
+    )
+    assert config.inner.maxiter == 50 and isinstance(config.inner.maxiter, int)
+    assert config.inner.alpha == 0.2
+    assert config.share.variant == "per_feature"
+    assert tuple(config.model.options.hidden_sizes) == (64, 32)
+    with pytest.raises(ValueError, match="No config field 'inner.alfa'"):
+        load_config(VECTOR_EXPERIMENT, "inner.alfa=0.3")
+    with pytest.raises(ValueError, match="No config section 'iner'"):
+        load_config(VECTOR_EXPERIMENT, "iner.alpha=0.3")
+    with pytest.raises(ValueError, match=r"config.inner.maxiter='1.5'.*int"):
+        load_config(VECTOR_EXPERIMENT, "inner.maxiter=1.5")
+
+
 def test_pretrained_weights_replace_the_initial_encoder(tmp_path):
     from sparse_shared_jax import parallel
     from sparse_shared_jax.models import pretrained
@@ -164,3 +186,25 @@ def test_pretrained_weights_replace_the_initial_encoder(tmp_path):
     config.model.pretrained_path = str(tmp_path / "missing.msgpack")
     with pytest.raises((FileNotFoundError, ValueError), match="missing.msgpack"):
         train.load_pretrained(config.model, state)
+
+
+def test_collapse_warning_when_heads_use_fewer_features_than_tasks_need():
+    config = load_config(VECTOR_EXPERIMENT)
+    dataset = data.ground_truth(config.data.name, **config.data.options.to_dict())
+    sampler = train.make_episode_sampler(config, dataset)
+    warnings_at = train.collapse_warnings(sampler)
+    support = sampler.draw(sampler.rng(9)).tasks.support  # the tasks of step 10
+    needed, per_task = int(support.any(axis=0).sum()), support.sum(axis=1).mean()
+    healthy = {"distinct_features": needed, "active_features": per_task}
+    assert warnings_at(10, healthy) == []
+    (too_few,) = warnings_at(10, {**healthy, "distinct_features": needed - 1})
+    assert "possible collapse" in too_few and "share.weight" in too_few
+    assert warnings_at(10, {**healthy, "active_features": 0.5 * per_task})
+
+
+def test_solver_warning_names_maxiter_when_tasks_do_not_converge():
+    config = load_config(VECTOR_EXPERIMENT)
+    values = {"inner_unconverged": 0.5, "inner_optimality_error": 1e-3}
+    (warning,) = train._solver_warnings(config, values)
+    assert "inner.maxiter=300" in warning and "50%" in warning
+    assert train._solver_warnings(config, {**values, "inner_unconverged": 0.0}) == []

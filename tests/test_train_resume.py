@@ -26,6 +26,10 @@ SMALL = [
     "--config.episode.support_size=32",
     "--config.episode.query_size=16",
     "--config.eval.num_samples=300",
+    "--config.eval.final_num_train=200",
+    "--config.eval.final_num_test=100",
+    "--config.eval.intervention_num_train=10",
+    "--config.eval.intervention_num_eval=10",
 ]
 
 

@@ -233,6 +233,10 @@ def tiny_config(argument):
     config.episode.query_size = 4
     config.inner.maxiter = 20
     config.eval.num_samples = 200
+    config.eval.final_num_train = 200
+    config.eval.final_num_test = 100
+    config.eval.intervention_num_train = 10
+    config.eval.intervention_num_eval = 10
     config.data.options.train_size = 200
     config.data.options.validation_size = 80
     config.data.options.test_size = 80

@@ -7,6 +7,9 @@ fault. Metrics that fit predictors take a `seed` and are deterministic.
 
 * `dci`, `dci_importance_matrix`, `disentanglement_score`,
   `completeness_score`: Eastwood & Williams (2018).
+* `beta_vae_score`: Higgins et al. (2017); `factor_vae_score`: Kim & Mnih
+  (2018). These two intervene on the factors, so they take a function
+  `represent(factors) -> codes` and the factor sizes instead of codes.
 * `mig`: mutual information gap, Chen et al. (2018).
 * `sap`: separated attribute predictability, Kumar et al. (2018).
 * `modularity_explicitness`: Ridgeway & Mozer (2018).
@@ -16,6 +19,7 @@ fault. Metrics that fit predictors take a `seed` and are deterministic.
 * `group_accuracies`: average and worst-group accuracy.
 """
 
+from sparse_shared_jax.metrics._beta_vae import beta_vae_score
 from sparse_shared_jax.metrics._dci import (
     DCIImportance,
     completeness_score,
@@ -23,6 +27,7 @@ from sparse_shared_jax.metrics._dci import (
     dci_importance_matrix,
     disentanglement_score,
 )
+from sparse_shared_jax.metrics._factor_vae import factor_vae_score
 from sparse_shared_jax.metrics._group_accuracy import group_accuracies
 from sparse_shared_jax.metrics._mcc import correlation_matrix, mcc, mcc_matching
 from sparse_shared_jax.metrics._mig import mig
@@ -32,11 +37,13 @@ from sparse_shared_jax.metrics._support_recovery import support_recovery
 
 __all__ = [
     "DCIImportance",
+    "beta_vae_score",
     "completeness_score",
     "correlation_matrix",
     "dci",
     "dci_importance_matrix",
     "disentanglement_score",
+    "factor_vae_score",
     "group_accuracies",
     "mcc",
     "mcc_matching",

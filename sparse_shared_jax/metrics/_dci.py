@@ -19,14 +19,21 @@ Predictors (`regressor`):
   is not among the candidates, so both would understate disentanglement.
 * ``'gbt'``: scikit-learn's default `GradientBoostingClassifier`, the
   predictor of disentanglement_lib, for comparison with published numbers;
-  about 20x slower.
+  about 20x slower. Its importances may hold round-off negatives (about
+  -1e-17 on nearly disentangled codes); as in disentanglement_lib, their
+  absolute values are used.
 * ``'lasso'``: L1-penalised logistic regression (C = 0.1) on standardised
   codes, importance = summed absolute coefficients; a linear probe, as in the
   paper's lasso variant.
+
+The per-factor predictors are fit in `num_threads` threads (scikit-learn's
+tree building releases the GIL: two threads fit the six factors of the
+3D-Shapes-style data about 2x faster than one on a 2-core machine).
 """
 
 from __future__ import annotations
 
+from concurrent import futures
 from typing import NamedTuple
 
 import numpy as np
@@ -57,6 +64,7 @@ def dci_importance_matrix(
     test_fraction: float = 0.2,
     regressor: str = "random_forest",
     seed: int = 0,
+    num_threads: int = 2,
 ) -> DCIImportance:
     """Fits one predictor per factor and collects their feature importances.
 
@@ -69,6 +77,7 @@ def dci_importance_matrix(
       regressor: ``'random_forest'``, ``'gbt'`` or ``'lasso'`` (see module
         docstring).
       seed: seed of the split and of the predictors.
+      num_threads: predictors fit at the same time (one per factor).
 
     Returns:
       A DCIImportance with the [D, K] importance matrix R, where R[d, k] is
@@ -79,15 +88,23 @@ def dci_importance_matrix(
     split = _utils.train_test_split(
         codes, factors, test_codes, test_factors, test_fraction, seed
     )
-    columns, train_accuracies, test_accuracies = [], [], []
-    for k in range(split.train_factors.shape[1]):
+    if num_threads < 1:
+        raise ValueError(f"`num_threads` must be >= 1; got {num_threads}.")
+
+    def fit_factor(k: int) -> tuple[np.ndarray, float, float]:
         model = _make_predictor(regressor, seed)
         model.fit(split.train_codes, split.train_factors[:, k])
-        columns.append(_normalised_importances(model))
-        train_accuracies.append(
-            model.score(split.train_codes, split.train_factors[:, k])
+        return (
+            _normalised_importances(model),
+            model.score(split.train_codes, split.train_factors[:, k]),
+            model.score(split.test_codes, split.test_factors[:, k]),
         )
-        test_accuracies.append(model.score(split.test_codes, split.test_factors[:, k]))
+
+    factor_indices = range(split.train_factors.shape[1])
+    with futures.ThreadPoolExecutor(num_threads) as pool:
+        columns, train_accuracies, test_accuracies = zip(
+            *pool.map(fit_factor, factor_indices), strict=True
+        )
     return DCIImportance(
         importance_matrix=np.stack(columns, axis=1),  # [D, K]
         informativeness_train=float(np.mean(train_accuracies)),
@@ -130,6 +147,7 @@ def dci(
     test_fraction: float = 0.2,
     regressor: str = "random_forest",
     seed: int = 0,
+    num_threads: int = 2,
 ) -> dict[str, float]:
     """DCI scores of a representation (Eastwood & Williams, 2018).
 
@@ -145,6 +163,7 @@ def dci(
       test_fraction: fraction of rows held out when no test set is given.
       regressor: ``'random_forest'`` (default), ``'gbt'`` or ``'lasso'``.
       seed: seed of the split and of the predictors.
+      num_threads: predictors fit at the same time (one per factor).
 
     Returns:
       {'disentanglement', 'completeness', 'informativeness_train',
@@ -158,6 +177,7 @@ def dci(
         test_fraction=test_fraction,
         regressor=regressor,
         seed=seed,
+        num_threads=num_threads,
     )
     return {
         "disentanglement": disentanglement_score(result.importance_matrix),
@@ -187,7 +207,9 @@ def _normalised_importances(model) -> np.ndarray:
     if isinstance(model, sklearn.pipeline.Pipeline):
         importances = np.abs(model[-1].coef_).sum(axis=0)  # [D]
     else:
-        importances = model.feature_importances_  # [D]
+        # Impurity importances sum to 1 but may hold round-off negatives
+        # (about -1e-17); disentanglement_lib takes absolute values too.
+        importances = np.abs(model.feature_importances_)  # [D]
     total = importances.sum()
     return importances / total if total > 0 else np.zeros_like(importances)
 
