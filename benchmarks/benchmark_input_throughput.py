@@ -2,9 +2,10 @@
 
 Fabricates a CelebA release in its on-disk format (random-pixel 178x218
 JPEGs, random attributes), prepares `celeba/64px` from it, and times the
-three data steps of `benchmark_train`: preparing, reading the label columns
-(`benchmark_splits.open_splits`) and reading the inputs of one episode's
-random rows (`BenchmarkSplit.inputs`, JPEG decoding included), against
+three data steps of the benchmark trainer (`trainers.benchmark`):
+preparing, reading the label columns (`benchmark_splits.open_splits`) and
+reading the inputs of one episode's random rows (`BenchmarkSplit.inputs`,
+JPEG decoding included), against
 TFDS's own data source decoding every field of the same rows. Prints a
 Markdown table with the median of several repeats.
 

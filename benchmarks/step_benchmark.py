@@ -108,11 +108,12 @@ def _episode(config):
     """One real episode of the experiment, on the device."""
     import jax
 
-    from sparse_shared_jax import bilevel, train
+    from sparse_shared_jax import bilevel
     from sparse_shared_jax import data as data_lib
+    from sparse_shared_jax.trainers import ground_truth
 
     dataset = data_lib.ground_truth(config.data.name, **config.data.options.to_dict())
-    episode = train.make_episode_sampler(config, dataset)(0)
+    episode = ground_truth.make_episode_sampler(config, dataset)(0)
     return jax.device_put(bilevel.EpisodeBatch.from_episode(episode))
 
 
@@ -121,7 +122,7 @@ def _build(method: str, dtype: str, config, example_x):
     import jax
     import jax.numpy as jnp
 
-    from sparse_shared_jax import bilevel, models, multitask, train
+    from sparse_shared_jax import bilevel, loop, models, multitask
     from sparse_shared_jax.config_validation import bilevel_settings
 
     encoder = models.get_encoder(
@@ -130,7 +131,7 @@ def _build(method: str, dtype: str, config, example_x):
         dtype=jnp.dtype(dtype),
         **config.model.options.to_dict(),
     )
-    optimizer = train.make_optimizer(config.outer)
+    optimizer = loop.make_optimizer(config.outer)
     rng = jax.random.key(config.seed)
     bilevel_options = bilevel_settings(config)
     if method == "multitask":
@@ -144,7 +145,10 @@ def _build(method: str, dtype: str, config, example_x):
         )
         step_fn = multitask.train_step
     else:
-        settings = dataclasses.replace(bilevel_options, differentiation=method)
+        settings = dataclasses.replace(
+            bilevel_options,
+            solver=dataclasses.replace(bilevel_options.solver, differentiation=method),
+        )
         state = bilevel.create_train_state(encoder, rng, example_x, optimizer)
         step_fn = bilevel.train_step
     # The inner solver and the losses work in float32 whatever the encoder's

@@ -8,11 +8,17 @@ from the training split's images only, with binary tasks on exactly two
 random factors each ('fixed' supports), so no meta-training task is the
 target task (a function of the shape alone). The transfer evaluation
 (sparse_shared_jax/transfer.py) then fits the target head on the frozen
-features; ERM trains the same encoder on the target label.
+features; ERM trains the same encoder on the target label (in
+<workdir>/erm).
 
-    python -m sparse_shared_jax.spurious_benchmark \
-        --workdir=workdirs/spurious_shapes3d --seeds=0,1,2 \
-        --output=results/spurious_shapes3d.md
+    python -m sparse_shared_jax.main --config=experiments/spurious_shapes3d.py \
+        --workdir=workdirs/spurious_shapes3d
+
+and the table over seeds:
+
+    python -m sparse_shared_jax.sweep --experiment=experiments/spurious_shapes3d.py \
+        --ablations=full --seeds=3 --columns=transfer \
+        --workdir=workdirs/spurious_shapes3d --output=results/spurious_shapes3d.md
 
 200 outer steps, a third of the 600 of experiments/shapes3d.py: on 2 CPU
 cores shared with other jobs, three seeds of the method and of ERM had to
@@ -20,7 +26,7 @@ fit in about 1.5 hours (the recorded table used this setting).
 
 The config argument (after ':') is as in sparse_shared_jax/configs.py,
 e.g. ``:seed=1``. `config.transfer` holds the transfer evaluation and the
-ERM baseline (read by sparse_shared_jax/spurious_benchmark.py).
+ERM baseline (configs.transfer_config).
 """
 
 import ml_collections
@@ -66,12 +72,7 @@ def get_config(argument: str | None = None) -> ml_collections.ConfigDict:
     config.eval.num_samples = 3000
 
     # Transfer evaluation and the baselines (sparse_shared_jax/transfer.py).
-    config.transfer = ml_collections.ConfigDict()
-    # Penalty grid (fractions of lambda_max) of the sparse target head and of
-    # last-layer retraining, each chosen by validation worst-group accuracy.
-    config.transfer.alphas = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
-    config.transfer.head_maxiter = 3000  # inner-solver iterations of a head
-    config.transfer.erm_steps = 1500  # ERM: Adam steps on the training split
-    config.transfer.erm_batch_size = 64
-    config.transfer.erm_learning_rate = 1e-3
+    config.transfer = configs.transfer_config(
+        alphas=(0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
+    )
     return configs.apply_arguments(config, argument)

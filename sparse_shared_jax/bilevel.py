@@ -71,11 +71,9 @@ class BilevelSettings:
       lambda_mode: 'relative' sets lam_t = alpha * lambda_max_t (computed under
         stop_gradient, scale free); 'absolute' sets lam_t = alpha.
       alpha: the sparsity weight (a fraction of lambda_max when relative).
-      penalty: 'group_lasso' over feature rows or element-wise 'l1'.
-      ridge: the inner ridge weight on W.
-      maxiter, tol: inner solver iteration cap and tolerance.
-      differentiation: 'implicit' or 'unrolled'.
-      linear_solve, linear_solve_tol: the implicit-diff linear solver.
+      solver: how the inner problem is solved and differentiated
+        (inner.InnerSettings: penalty, ridge, maxiter, tol, differentiation,
+        linear solve).
       share_weight: lambda_share, the weight of the sharing regulariser.
       share_variant: 'usage', 'per_feature' (entropies) or 'count' (a smooth
         count of the features used; see losses.sharing_regularizer).
@@ -83,6 +81,9 @@ class BilevelSettings:
       share_warmup_steps: the weight rises linearly from 0 to share_weight
         over the first share_warmup_steps outer steps (0: full weight from
         the start); 'outer' placement only.
+      share_projected: project the sharing term's gradient, task by task,
+        so that it never raises a task's query loss to first order (see
+        `outer_value_and_grad`); 'outer' placement only.
       share_placement: 'outer' adds the regulariser to the outer loss; 'inner'
         puts it in the inner problem (heads solved jointly).
       share_smoothing: smoothing of the feature usage for the 'inner'
@@ -94,17 +95,12 @@ class BilevelSettings:
     normalization: str = "episode"
     lambda_mode: str = "relative"
     alpha: float = 0.3
-    penalty: str = "group_lasso"
-    ridge: float = 1e-4
-    maxiter: int = 500
-    tol: float = 1e-5
-    differentiation: str = "implicit"
-    linear_solve: str = "active_cg"
-    linear_solve_tol: float = 1e-6
+    solver: inner.InnerSettings = inner.DEFAULTS
     share_weight: float = 0.0
     share_variant: str = "usage"
     share_temperature: float = losses.DEFAULT_COUNT_TEMPERATURE
     share_warmup_steps: int = 0
+    share_projected: bool = False
     share_placement: str = "outer"
     share_smoothing: float = 0.1
 
@@ -115,14 +111,15 @@ class BilevelSettings:
             ("lambda_mode", LAMBDA_MODES),
             ("share_placement", SHARE_PLACEMENTS),
             ("share_variant", losses.SHARING_VARIANTS),
-            ("penalty", inner.PENALTIES),
-            ("differentiation", inner.DIFFERENTIATIONS),
-            ("linear_solve", inner.LINEAR_SOLVES),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(
                     f"{name} must be one of {allowed}, got {getattr(self, name)!r}."
                 )
+        if not isinstance(self.solver, inner.InnerSettings):
+            raise TypeError(
+                f"solver must be an inner.InnerSettings; got {type(self.solver)}."
+            )
         if self.alpha < 0 or (self.lambda_mode == "relative" and self.alpha >= 1):
             raise ValueError(
                 "alpha must be in [0, 1) with lambda_mode='relative' (a fraction "
@@ -137,6 +134,11 @@ class BilevelSettings:
         if self.share_warmup_steps < 0:
             raise ValueError(
                 f"share_warmup_steps must be >= 0; got {self.share_warmup_steps}."
+            )
+        if self.share_projected and self.share_placement != "outer":
+            raise ValueError(
+                "share_projected applies to share_placement='outer' only; got "
+                f"share_placement={self.share_placement!r}."
             )
         if self.share_warmup_steps and self.share_placement != "outer":
             raise ValueError(
@@ -226,13 +228,7 @@ def fit_heads(
         loss=settings.loss,
         lam=penalty_weights(support_features, support_y, settings),
         num_classes=settings.num_classes,
-        penalty=settings.penalty,
-        ridge=settings.ridge,
-        maxiter=settings.maxiter,
-        tol=settings.tol,
-        differentiation=settings.differentiation,
-        linear_solve=settings.linear_solve,
-        linear_solve_tol=settings.linear_solve_tol,
+        settings=settings.solver,
     )
     if settings.share_placement == "inner" and settings.share_weight > 0:
         return inner.solve_heads_shared(
@@ -245,6 +241,45 @@ def fit_heads(
             **options,
         )
     return inner.solve_heads(support_features, support_y, **options)
+
+
+def episode_terms(
+    support: jax.Array,
+    query: jax.Array,
+    episode: EpisodeLike,
+    settings: BilevelSettings,
+) -> tuple[tuple[jax.Array, jax.Array], dict[str, jax.Array]]:
+    """The two terms of the outer objective on given episode features.
+
+    Args:
+      support: [T, n_s, k] and query: [T, n_q, k] features (normalised).
+      episode: its targets support_y [T, n_s] and query_y [T, n_q].
+      settings: the static BilevelSettings.
+
+    Returns:
+      ((query_loss, sharing), aux): the mean query loss of the solved heads,
+      the sharing regulariser of the heads (unweighted), and the
+      diagnostics of `outer_loss` (without 'sharing' and 'share_weight').
+    """
+    heads = fit_heads(support, episode.support_y, settings)
+    outputs = query @ heads.W + heads.b[:, None, :]  # [T, n_q, C]
+    query_loss = jnp.mean(losses.task_loss(outputs, episode.query_y, settings.loss))
+    sharing = settings.sharing(heads.W)
+    used = losses.row_norms(heads.W) > 0  # [T, k]
+    aux = {
+        "query_loss": query_loss,
+        "query_accuracy": jnp.mean(
+            losses.task_accuracy(outputs, episode.query_y, settings.loss)
+        ),
+        "active_features": jnp.mean(heads.num_active.astype(jnp.float32)),
+        "distinct_features": jnp.sum(jnp.any(used, axis=0)).astype(jnp.float32),
+        "inner_iterations": jnp.max(heads.num_iterations).astype(jnp.float32),
+        "inner_optimality_error": jnp.max(heads.optimality_error),
+        "inner_unconverged": jnp.mean(
+            (heads.num_iterations >= settings.solver.maxiter).astype(jnp.float32)
+        ),
+    }
+    return (query_loss, sharing), jax.lax.stop_gradient(aux)
 
 
 def outer_loss(
@@ -269,39 +304,108 @@ def outer_loss(
 
     Returns:
       (loss, aux) where aux holds scalars: query_loss, query_accuracy
-      (0 for regression), sharing (the regulariser's value), active_features
-      (mean per task), distinct_features (used by at least one task),
-      inner_iterations (max over tasks), inner_optimality_error (max over
-      tasks), inner_unconverged (fraction of tasks whose solver stopped at
-      maxiter).
+      (0 for regression), sharing (the regulariser's value), share_weight,
+      active_features (mean per task), distinct_features (used by at least
+      one task), inner_iterations (max over tasks), inner_optimality_error
+      (max over tasks), inner_unconverged (fraction of tasks whose solver
+      stopped at maxiter).
     """
     if share_weight is None:
         share_weight = settings.share_weight
     support, query = episode_features(params, apply_fn, episode, settings.normalization)
-    heads = fit_heads(support, episode.support_y, settings)
-    outputs = query @ heads.W + heads.b[:, None, :]  # [T, n_q, C]
-    query_loss = jnp.mean(losses.task_loss(outputs, episode.query_y, settings.loss))
-    sharing = settings.sharing(heads.W)
+    (query_loss, sharing), aux = episode_terms(support, query, episode, settings)
     loss = query_loss
     if settings.share_placement == "outer":
         loss = loss + share_weight * sharing
-    used = losses.row_norms(heads.W) > 0  # [T, k]
-    aux = {
-        "query_loss": query_loss,
-        "query_accuracy": jnp.mean(
-            losses.task_accuracy(outputs, episode.query_y, settings.loss)
-        ),
-        "sharing": sharing,
-        "share_weight": jnp.asarray(share_weight, jnp.float32),
-        "active_features": jnp.mean(heads.num_active.astype(jnp.float32)),
-        "distinct_features": jnp.sum(jnp.any(used, axis=0)).astype(jnp.float32),
-        "inner_iterations": jnp.max(heads.num_iterations).astype(jnp.float32),
-        "inner_optimality_error": jnp.max(heads.optimality_error),
-        "inner_unconverged": jnp.mean(
-            (heads.num_iterations >= settings.maxiter).astype(jnp.float32)
-        ),
-    }
-    return loss, jax.lax.stop_gradient(aux)
+    aux = dict(
+        aux,
+        sharing=jax.lax.stop_gradient(sharing),
+        share_weight=jnp.asarray(share_weight, jnp.float32),
+    )
+    return loss, aux
+
+
+def project_conflicts(
+    share_gradient: tuple[jax.Array, ...], query_gradient: tuple[jax.Array, ...]
+) -> tuple[tuple[jax.Array, ...], jax.Array]:
+    """Removes, task by task, the part of the sharing gradient that would
+    raise the query loss.
+
+    Both gradients are with respect to the episode's features, a tuple of
+    [T, n, k] arrays (support, query). For each task t with a negative inner
+    product <g_share[t], g_query[t]> (a step against g_share would raise
+    task t's query loss to first order), g_share[t] loses its component
+    along g_query[t]; other tasks keep theirs.
+
+    Returns:
+      (the projected sharing gradient, the fraction of tasks projected).
+    """
+
+    def per_task(product):  # sum over every axis but the task axis
+        return sum(jnp.sum(p, axis=tuple(range(1, p.ndim))) for p in product)
+
+    dot = per_task(a * b for a, b in zip(share_gradient, query_gradient, strict=True))
+    norm = per_task(jnp.square(b) for b in query_gradient)  # [T]
+    coefficient = jnp.where(dot < 0, dot / jnp.maximum(norm, 1e-30), 0.0)  # [T]
+    projected = tuple(
+        a - coefficient.reshape((-1,) + (1,) * (a.ndim - 1)) * b
+        for a, b in zip(share_gradient, query_gradient, strict=True)
+    )
+    return projected, jnp.mean((dot < 0).astype(jnp.float32))
+
+
+def outer_value_and_grad(
+    params: Any,
+    apply_fn: Callable[[Any, jax.Array], jax.Array],
+    episode: EpisodeLike,
+    settings: BilevelSettings,
+    share_weight: jax.Array | float | None = None,
+) -> tuple[tuple[jax.Array, dict[str, jax.Array]], Any]:
+    """`outer_loss` and its gradient with respect to the encoder parameters.
+
+    With settings.share_projected (and the 'outer' placement), the sharing
+    term's gradient is taken with respect to the episode's features first
+    and projected task by task (`project_conflicts`) so that it never
+    pushes against a task's query loss, then combined with the query
+    loss's and pulled back through the encoder once. The reported loss is
+    `outer_loss`'s either way; aux adds 'share_conflicts', the fraction of
+    tasks whose sharing gradient was projected.
+
+    Returns:
+      ((loss, aux), grads) like jax.value_and_grad(outer_loss, has_aux=True).
+    """
+    if share_weight is None:
+        share_weight = settings.share_weight
+    if not (settings.share_projected and settings.share_placement == "outer"):
+        return jax.value_and_grad(outer_loss, has_aux=True)(
+            params, apply_fn, episode, settings, share_weight
+        )
+    features, encoder_vjp = jax.vjp(
+        lambda p: episode_features(p, apply_fn, episode, settings.normalization),
+        params,
+    )
+    (query_loss, sharing), terms_vjp, aux = jax.vjp(
+        lambda support, query: episode_terms(support, query, episode, settings),
+        *features,
+        has_aux=True,
+    )
+    one, zero = jnp.ones_like(query_loss), jnp.zeros_like(sharing)
+    query_gradient = terms_vjp((one, zero))
+    share_gradient, conflicts = project_conflicts(
+        terms_vjp((jnp.zeros_like(query_loss), jnp.ones_like(sharing))), query_gradient
+    )
+    combined = tuple(
+        q + share_weight * s
+        for q, s in zip(query_gradient, share_gradient, strict=True)
+    )
+    (grads,) = encoder_vjp(combined)
+    aux = dict(
+        aux,
+        sharing=sharing,
+        share_weight=jnp.asarray(share_weight, jnp.float32),
+        share_conflicts=conflicts,
+    )
+    return (query_loss + share_weight * sharing, jax.lax.stop_gradient(aux)), grads
 
 
 def create_train_state(
@@ -330,7 +434,7 @@ def train_step(
       'grad_norm'.
     """
     share_weight = settings.share_weight_at(state.step)
-    (loss, aux), grads = jax.value_and_grad(outer_loss, has_aux=True)(
+    (loss, aux), grads = outer_value_and_grad(
         state.params, state.apply_fn, episode, settings, share_weight
     )
     metrics = dict(aux, loss=loss, grad_norm=optax.tree.norm(grads))

@@ -71,8 +71,10 @@ def check_workdir_config(
             stored = json.load(f)
         old, new = _flatten(stored), _flatten(current)
         # A field added to the package after the run started may keep its
-        # default (the old run behaved as the default does).
+        # default (the old run behaved as the default does); 'trainer' was
+        # added with both values, each matching how older runs were run.
         defaults = _flatten(json.loads(configs.base_config().to_json()))
+        defaults.update(trainer=new.get("trainer"))
         differing = sorted(
             key
             for key in old.keys() | new.keys()
@@ -110,6 +112,10 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         """The newest complete checkpoint's step, or None."""
         return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        """The steps of every complete checkpoint kept."""
+        return list(self._manager.all_steps())
 
     def save(self, step: int, state: train_state.TrainState) -> None:
         """Saves `state` as checkpoint `step` and waits until it is on disk."""

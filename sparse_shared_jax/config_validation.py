@@ -9,8 +9,8 @@ import os
 
 import ml_collections
 
-from sparse_shared_jax import bilevel, data, evaluate, models, parallel
-from sparse_shared_jax.data import benchmarks, meta_tasks
+from sparse_shared_jax import bilevel, data, evaluate, inner, models, parallel
+from sparse_shared_jax.data import benchmarks, labelled, meta_tasks
 
 # The inner task loss of each label type of the task distribution.
 LOSS_OF_LABEL_TYPE = {
@@ -61,19 +61,17 @@ def _validate_training(config: ml_collections.ConfigDict) -> None:
     _require_choice(config, "parallel.param_sharding", parallel.PARAM_SHARDINGS)
     rate = config.outer.learning_rate
     _require(rate > 0, "outer.learning_rate", "> 0", rate)
-    try:
-        bilevel_settings(config)
-    except ValueError as error:
-        raise ValueError(f"Invalid config.inner/config.share value: {error}") from error
+    bilevel_settings(config)
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
-    """Raises ValueError naming the first config field out of range."""
+    """Raises ValueError naming the first field of a ground-truth config
+    (config.trainer 'ground_truth') out of range."""
     if is_benchmark_config(config):
         raise ValueError(
-            f"config.data.name {config.data.name!r} is a real benchmark: run it "
-            "with benchmark_train.meta_train_and_transfer (the command line "
-            "does so by itself)."
+            f"config.data.name {config.data.name!r} is a real benchmark: start "
+            "its config from configs.benchmark_config (config.trainer "
+            "'benchmark'), as experiments/celeba.py does."
         )
     _validate_training(config)
     _require_at_least(config, "eval.num_samples", 10)
@@ -94,11 +92,36 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     _require_choice(config, "data.label_type", LOSS_OF_LABEL_TYPE)
     correlation = config.data.correlation
     _require(0.0 <= correlation < 1.0, "data.correlation", "in [0, 1)", correlation)
+    if "transfer" in config:
+        _validate_transfer(config)
+
+
+def _validate_transfer(config: ml_collections.ConfigDict) -> None:
+    """The `transfer` section (configs.transfer_config)."""
+    _require_at_least(config, "transfer.max_examples", 0)
+    _require_at_least(config, "transfer.head_maxiter", 1)
+    _require(
+        config.transfer.head_tol > 0,
+        "transfer.head_tol",
+        "> 0",
+        config.transfer.head_tol,
+    )
+    _require_at_least(config, "transfer.erm_steps", 0)
+    _require_at_least(config, "transfer.erm_batch_size", 1)
+    rate = config.transfer.erm_learning_rate
+    _require(rate > 0, "transfer.erm_learning_rate", "> 0", rate)
+    alphas = tuple(config.transfer.alphas)
+    _require(
+        bool(alphas) and all(0.0 <= alpha < 1.0 for alpha in alphas),
+        "transfer.alphas",
+        "a non-empty list of penalties in [0, 1)",
+        alphas,
+    )
 
 
 def is_benchmark_config(config: ml_collections.ConfigDict) -> bool:
     """Whether config.data.name is a real benchmark (e.g. 'celeba/64px')."""
-    return config.data.name.split("/")[0] in benchmarks.BENCHMARKS
+    return labelled.is_real_benchmark(config.data.name)
 
 
 def validate_benchmark_config(config: ml_collections.ConfigDict) -> None:
@@ -113,18 +136,7 @@ def validate_benchmark_config(config: ml_collections.ConfigDict) -> None:
     _require_choice(config, "data.label_type", ("binary", "multiclass"))
     _require_at_least(config, "data.num_classes", 2)
     _require_at_least(config, "eval.num_episodes", 1)
-    _require_at_least(config, "transfer.max_examples", 0)
-    _require_at_least(config, "transfer.erm_steps", 0)
-    _require_at_least(config, "transfer.erm_batch_size", 1)
-    rate = config.transfer.erm_learning_rate
-    _require(rate > 0, "transfer.erm_learning_rate", "> 0", rate)
-    alphas = tuple(config.transfer.alphas)
-    _require(
-        bool(alphas) and all(0.0 <= alpha < 1.0 for alpha in alphas),
-        "transfer.alphas",
-        "a non-empty list of penalties in [0, 1)",
-        alphas,
-    )
+    _validate_transfer(config)
     spec = benchmarks.BENCHMARKS[config.data.name.split("/")[0]]
     meta_tasks.check_task_fields(
         task_fields(config),
@@ -167,25 +179,27 @@ def task_fields(config: ml_collections.ConfigDict) -> tuple[str, ...]:
 
 
 def bilevel_settings(config: ml_collections.ConfigDict) -> bilevel.BilevelSettings:
-    """The static settings of the outer step, from config.inner and config.share."""
+    """The static settings of the outer step, from config.inner and config.share.
+
+    Raises:
+      ValueError: naming the config field whose value is not allowed.
+    """
     loss = LOSS_OF_LABEL_TYPE[config.data.label_type]
-    return bilevel.BilevelSettings(
-        loss=loss,
-        num_classes=config.data.num_classes if loss == "softmax" else None,
-        normalization=config.inner.normalization,
-        lambda_mode=config.inner.lambda_mode,
-        alpha=config.inner.alpha,
-        penalty=config.inner.penalty,
-        ridge=config.inner.ridge,
-        maxiter=config.inner.maxiter,
-        tol=config.inner.tol,
-        differentiation=config.inner.differentiation,
-        linear_solve=config.inner.linear_solve,
-        linear_solve_tol=config.inner.linear_solve_tol,
-        share_weight=config.share.weight,
-        share_variant=config.share.variant,
-        share_temperature=config.share.temperature,
-        share_warmup_steps=config.share.warmup_steps,
-        share_placement=config.share.placement,
-        share_smoothing=config.share.smoothing,
-    )
+    try:
+        return bilevel.BilevelSettings(
+            loss=loss,
+            num_classes=config.data.num_classes if loss == "softmax" else None,
+            normalization=config.inner.normalization,
+            lambda_mode=config.inner.lambda_mode,
+            alpha=config.inner.alpha,
+            solver=inner.InnerSettings.from_config(config.inner),
+            share_weight=config.share.weight,
+            share_variant=config.share.variant,
+            share_temperature=config.share.temperature,
+            share_warmup_steps=config.share.warmup_steps,
+            share_projected=config.share.projected,
+            share_placement=config.share.placement,
+            share_smoothing=config.share.smoothing,
+        )
+    except ValueError as error:
+        raise ValueError(f"Invalid config.inner/config.share value: {error}") from error

@@ -16,7 +16,7 @@ comma-separated list of
 * ``<section>.<field>=<value>``: any other config field, e.g.
   ``share.warmup_steps=200`` (the value is read as the field's type; a
   tuple as values separated by ``;``). This is what sweeps over a field use
-  (``python -m sparse_shared_jax.ablation --grid=...``).
+  (``python -m sparse_shared_jax.sweep --grid=...``).
 
 For example ``experiments/shapes3d.py:erm,rho=0.5,seed=2``.
 """
@@ -29,12 +29,17 @@ from collections.abc import Callable
 
 import ml_collections
 
+from sparse_shared_jax import inner
+
 ABLATIONS = ("full", "sparse_only", "share_only", "erm")
 
 
 def base_config() -> ml_collections.ConfigDict:
     """Every config field, with defaults for the fast vector dataset."""
     config = ml_collections.ConfigDict()
+    # What is trained on what (sparse_shared_jax/trainers): 'ground_truth'
+    # here, 'benchmark' for configs.benchmark_config.
+    config.trainer = "ground_truth"
     config.seed = 0  # parameters, episodes and evaluation all derive from it
     config.num_train_steps = 1500
     config.log_every_steps = 100  # console + TensorBoard scalars
@@ -77,20 +82,22 @@ def base_config() -> ml_collections.ConfigDict:
     config.episode.support_size = 64  # n_s
     config.episode.query_size = 64  # n_q
 
-    # The inner sparse-head problem (see inner.solve_heads).
+    # The inner sparse-head problem. The solver's settings and their defaults
+    # are inner.InnerSettings' (one definition, see inner.py).
+    solver = inner.DEFAULTS
     config.inner = ml_collections.ConfigDict()
     config.inner.alpha = 0.3  # lam_t = alpha * lambda_max_t (relative mode)
     config.inner.lambda_mode = "relative"  # 'relative' or 'absolute'
-    config.inner.penalty = "group_lasso"  # 'group_lasso' or 'l1'
-    config.inner.ridge = 1e-3
-    config.inner.maxiter = 300
-    config.inner.tol = 1e-5
-    config.inner.differentiation = "implicit"  # 'implicit' or 'unrolled'
+    config.inner.penalty = solver.penalty  # 'group_lasso' or 'l1'
+    config.inner.ridge = solver.ridge
+    config.inner.maxiter = solver.maxiter
+    config.inner.tol = solver.tol
+    config.inner.differentiation = solver.differentiation  # 'implicit'/'unrolled'
     # Implicit-diff linear solve: "active_cg" (CG on the optimality conditions
     # of the active features; measured equal to "gmres" to 1e-14 in float64 and
     # faster, see results/benchmark_cpu.md), "gmres", "bicgstab" or "normal_cg".
-    config.inner.linear_solve = "active_cg"
-    config.inner.linear_solve_tol = 1e-6
+    config.inner.linear_solve = solver.linear_solve
+    config.inner.linear_solve_tol = solver.linear_solve_tol
     config.inner.normalization = "episode"  # feature standardisation: 'episode'/'none'
 
     # The feature-sharing regulariser.
@@ -102,6 +109,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.share.temperature = 0.5  # 'count' only: when a feature counts as rare
     # The weight rises linearly from 0 over this many steps ('outer' placement).
     config.share.warmup_steps = 0
+    # Project the sharing gradient so that it never raises a task's query
+    # loss (bilevel.outer_value_and_grad; 'outer' placement).
+    config.share.projected = False
     config.share.placement = "outer"  # 'outer' or 'inner'
     # Usage smoothing, 'inner' placement only. Measured: 1e-2 did not converge in
     # 300 float32 iterations (optimality error 1.6, NaN implicit gradient); 0.1
@@ -150,14 +160,15 @@ def benchmark_config(name: str) -> ml_collections.ConfigDict:
     The sections model, episode, inner, share, outer, parallel and checkpoint
     are those of `base_config()`; `data` names the benchmark and the label
     fields tasks are built from (see data/meta_tasks.py), `eval` the
-    meta-validation episodes and `transfer` the sparse target head
-    (benchmark_train.py).
+    meta-validation episodes and `transfer` the sparse target head and its
+    baselines (transfer_config; trainers/benchmark.py).
 
     Args:
       name: the benchmark and its TFDS builder config, e.g. 'celeba/64px'.
     """
     base = base_config()
     config = ml_collections.ConfigDict()
+    config.trainer = "benchmark"
     config.seed = 0
     config.num_train_steps = 2000
     config.log_every_steps = 50
@@ -189,20 +200,35 @@ def benchmark_config(name: str) -> ml_collections.ConfigDict:
     config.eval = ml_collections.ConfigDict()
     config.eval.num_episodes = 4
 
-    # Transfer: a sparse head for the target on the frozen encoder.
-    config.transfer = ml_collections.ConfigDict()
-    # Penalties (fractions of lambda_max) tried; chosen on the validation split.
-    config.transfer.alphas = (0.0, 0.01, 0.03, 0.1, 0.3)
-    # Examples encoded per split (a fixed random subset; 0 = the whole split).
-    config.transfer.max_examples = 0
-    # The ERM baseline: the same encoder trained on the target label by Adam
-    # (0 steps = no ERM baseline; a softmax head for more than two classes).
+    config.transfer = transfer_config(alphas=(0.0, 0.01, 0.03, 0.1, 0.3))
     config.transfer.erm_steps = 2000
-    config.transfer.erm_batch_size = 64
-    config.transfer.erm_learning_rate = 1e-3
 
     config.checkpoint = base.checkpoint
     return config
+
+
+def transfer_config(alphas) -> ml_collections.ConfigDict:
+    """The `transfer` section: a sparse head for a target on the frozen encoder,
+    and its baselines (transfer.evaluate_transfer, trainers/erm.py).
+
+    Args:
+      alphas: the penalties (fractions of lambda_max) of the sparse head and
+        of last-layer retraining, each chosen on the validation split.
+    """
+    section = ml_collections.ConfigDict()
+    section.alphas = tuple(alphas)
+    # Examples encoded per split (a fixed random subset; 0 = the whole split).
+    section.max_examples = 0
+    # The heads' solver: config.inner's settings with this iteration cap and
+    # tolerance (a head is solved once, so more accurately than in training).
+    section.head_maxiter = 3000
+    section.head_tol = 1e-6
+    # The ERM baseline: the same encoder trained on the target label by Adam
+    # (0 steps = no ERM baseline; a softmax head for more than two classes).
+    section.erm_steps = 1500
+    section.erm_batch_size = 64
+    section.erm_learning_rate = 1e-3
+    return section
 
 
 def apply_ablation(config: ml_collections.ConfigDict, ablation: str) -> None:

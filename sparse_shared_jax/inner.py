@@ -25,6 +25,7 @@ final release and warns on import).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from typing import NamedTuple
@@ -75,6 +76,96 @@ class HeadsSolution(NamedTuple):
     num_iterations: jax.Array
     optimality_error: jax.Array
     num_active: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class InnerSettings:
+    """How the inner problem is solved and differentiated (hashable, for jit).
+
+    The one place where the solver's settings, their defaults and their
+    allowed values are defined: `solve_heads`, `solve_heads_shared`, the
+    bilevel step (`bilevel.BilevelSettings.solver`), the transfer heads and
+    the experiment configs (`config.inner`, `from_config`) all take them from
+    here. Invalid values raise ValueError naming the field.
+
+    Attributes:
+      penalty: 'group_lasso' over feature rows or element-wise 'l1'
+        (identical for one output per head).
+      ridge: weight of (ridge/2)||W||^2, which keeps every task's problem
+        strongly convex.
+      maxiter: proximal-gradient iterations per task at most.
+      tol: stop when the (rescaled) iterate change falls below it.
+      differentiation: 'implicit' (through the optimality conditions; memory
+        independent of maxiter) or 'unrolled' (through all iterations).
+      linear_solve: the linear solver of implicit differentiation:
+        'active_cg' (conjugate gradients on the optimality conditions of the
+        active features; see _active_set_vjp), or 'gmres', 'bicgstab' or
+        'normal_cg' on jaxopt's fixed-point system (all k rows). Same
+        gradient at a solution with strict complementarity.
+      linear_solve_tol: its relative tolerance. jaxopt's default normal CG
+        with a loose tolerance was measured at 1.6e-3 relative gradient
+        error in float64.
+      linear_solve_maxiter: its iteration cap (None: the solver's default;
+        for 'active_cg' the number of unknowns per task + 1).
+    """
+
+    penalty: str = "group_lasso"
+    ridge: float = 1e-3
+    maxiter: int = 300
+    tol: float = 1e-5
+    differentiation: str = "implicit"
+    linear_solve: str = ACTIVE_SET_SOLVE
+    linear_solve_tol: float = 1e-6
+    linear_solve_maxiter: int | None = None
+
+    def __post_init__(self):
+        for name, allowed in (
+            ("penalty", PENALTIES),
+            ("differentiation", DIFFERENTIATIONS),
+            ("linear_solve", LINEAR_SOLVES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name} must be one of {allowed}, got {getattr(self, name)!r}."
+                )
+        if self.ridge < 0:
+            raise ValueError(f"ridge must be >= 0; got {self.ridge}.")
+        if self.maxiter < 1:
+            raise ValueError(f"maxiter must be >= 1; got {self.maxiter}.")
+        if self.tol <= 0:
+            raise ValueError(f"tol must be > 0; got {self.tol}.")
+        if self.linear_solve_tol <= 0:
+            raise ValueError(
+                f"linear_solve_tol must be > 0; got {self.linear_solve_tol}."
+            )
+        if self.linear_solve_maxiter is not None and self.linear_solve_maxiter < 1:
+            raise ValueError(
+                "linear_solve_maxiter must be None or >= 1; got "
+                f"{self.linear_solve_maxiter}."
+            )
+
+    @classmethod
+    def from_config(cls, inner_config) -> InnerSettings:
+        """The settings in an experiment's `config.inner` section (the fields it
+        has; the others keep their defaults)."""
+        return cls(
+            **{f.name: inner_config[f.name] for f in FIELDS if f.name in inner_config}
+        )
+
+
+FIELDS = dataclasses.fields(InnerSettings)
+DEFAULTS = InnerSettings()
+
+
+def _settings(settings: InnerSettings | None, overrides: dict) -> InnerSettings:
+    """`settings` (default: InnerSettings()) with keyword overrides applied."""
+    unknown = set(overrides) - {field.name for field in FIELDS}
+    if unknown:
+        raise TypeError(
+            f"Unknown inner-solver setting(s) {sorted(unknown)}; the settings are "
+            f"{[field.name for field in FIELDS]}."
+        )
+    return dataclasses.replace(settings or DEFAULTS, **overrides)
 
 
 # ----------------------------------------------------------------------------
@@ -168,20 +259,8 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def _check_arguments(
-    features,
-    targets,
-    lam,
-    *,
-    loss,
-    num_classes,
-    penalty,
-    ridge,
-    maxiter,
-    tol,
-    differentiation,
-    linear_solve,
-):
+def _check_arguments(features, targets, lam, *, loss, num_classes):
+    """Checks the arrays' shapes and, where values are concrete, their values."""
     losses.check_loss_name(loss)
     if features.ndim != 3:
         raise ValueError(
@@ -227,71 +306,46 @@ def _check_arguments(
                 f"targets for loss={loss!r} must lie in [0, {upper}); got values "
                 f"in [{values.min()}, {values.max()}]."
             )
-    if penalty not in PENALTIES:
-        raise ValueError(f"penalty must be one of {PENALTIES}, got {penalty!r}.")
-    if ridge < 0:
-        raise ValueError(f"ridge must be >= 0; got {ridge}.")
-    if maxiter < 1:
-        raise ValueError(f"maxiter must be >= 1; got {maxiter}.")
-    if tol <= 0:
-        raise ValueError(f"tol must be > 0; got {tol}.")
-    if differentiation not in DIFFERENTIATIONS:
-        raise ValueError(
-            f"differentiation must be one of {DIFFERENTIATIONS}, got "
-            f"{differentiation!r}."
-        )
-    if linear_solve not in LINEAR_SOLVES:
-        raise ValueError(
-            f"linear_solve must be one of {tuple(LINEAR_SOLVES)}, got {linear_solve!r}."
-        )
 
 
 # ----------------------------------------------------------------------------
 # Shared pieces of the two solvers.
 
 
-def _prepare_inputs(features, targets, lam, **options):
+def _prepare_inputs(features, targets, lam, *, loss, num_classes):
     """Arrays, checked (see _check_arguments); lam broadcast to [T]."""
     features = jnp.asarray(features)
     targets = jnp.asarray(targets)
-    _check_arguments(features, targets, lam, **options)
+    _check_arguments(features, targets, lam, loss=loss, num_classes=num_classes)
     lam = jnp.broadcast_to(jnp.asarray(lam, features.dtype), (features.shape[0],))
     return features, targets, lam
 
 
 def _proximal_gradient(
-    fun,
-    *,
-    stepsize,
-    penalty,
-    loss,
-    maxiter,
-    tol,
-    differentiation,
-    linear_solve,
-    linear_solve_tol,
-    linear_solve_maxiter,
+    fun, *, stepsize, loss, settings: InnerSettings, differentiated: bool
 ) -> jaxopt.ProximalGradient:
     """Accelerated proximal gradient on (W, b) with the heads' prox.
 
-    differentiation: 'implicit' (jaxopt's, through the fixed point, with the
-    `linear_solve` of _FIXED_POINT_SOLVES), 'unrolled', or None for a solver
-    that is not differentiated (a while loop that stops at `tol`).
+    differentiated=False gives a solver that jaxopt does not differentiate
+    (a while loop that stops at `tol`; 'active_cg' differentiates it
+    itself); otherwise settings.differentiation: 'implicit' (jaxopt's,
+    through the fixed point, with the settings' linear solve of
+    _FIXED_POINT_SOLVES) or 'unrolled'.
     """
-    implicit = differentiation == "implicit"
+    implicit = differentiated and settings.differentiation == "implicit"
     return jaxopt.ProximalGradient(
         fun=fun,
-        prox=_heads_prox(penalty, loss),
+        prox=_heads_prox(settings.penalty, loss),
         stepsize=stepsize,
-        maxiter=maxiter,
-        tol=tol,
+        maxiter=settings.maxiter,
+        tol=settings.tol,
         acceleration=True,
         implicit_diff=implicit,
-        unroll=differentiation == "unrolled",
+        unroll=differentiated and settings.differentiation == "unrolled",
         implicit_diff_solve=functools.partial(
-            _FIXED_POINT_SOLVES[linear_solve],
-            tol=linear_solve_tol,
-            maxiter=linear_solve_maxiter,
+            _FIXED_POINT_SOLVES[settings.linear_solve],
+            tol=settings.linear_solve_tol,
+            maxiter=settings.linear_solve_maxiter,
         )
         if implicit
         else None,
@@ -455,15 +509,9 @@ def solve_heads(
     loss: str,
     lam: jax.Array | float,
     num_classes: int | None = None,
-    penalty: str = "group_lasso",
-    ridge: float = 1e-4,
-    maxiter: int = 500,
-    tol: float = 1e-5,
-    differentiation: str = "implicit",
-    linear_solve: str = "gmres",
-    linear_solve_tol: float = 1e-6,
-    linear_solve_maxiter: int | None = None,
+    settings: InnerSettings | None = None,
     init: tuple[jax.Array, jax.Array] | None = None,
+    **options,
 ) -> HeadsSolution:
     """Solves the sparse heads of T independent tasks on fixed features.
 
@@ -475,59 +523,34 @@ def solve_heads(
       lam: scalar or [T], the absolute penalty weight (e.g. alpha *
         losses.lambda_max(...)). Differentiable.
       num_classes: C, required for 'softmax'; C = 1 for the other losses.
-      penalty: 'group_lasso' over feature rows or element-wise 'l1' (identical
-        when C = 1).
-      ridge: weight of (ridge/2)||W||^2, a small term for strong convexity.
-      maxiter: maximum proximal-gradient iterations per task.
-      tol: stop when the (scaled) iterate change falls below `tol`.
-      differentiation: 'implicit' (through the fixed point; memory independent
-        of maxiter) or 'unrolled' (backpropagation through all iterations).
-      linear_solve: how 'implicit' differentiation solves its linear system:
-        'gmres' (default), 'bicgstab' or 'normal_cg' solve jaxopt's system
-        through the fixed point of the proximal-gradient map (all k rows);
-        'active_cg' solves the optimality conditions restricted to the active
-        features with conjugate gradients (symmetric positive definite;
-        see _active_set_vjp). Same gradient at a solution with strict
-        complementarity.
-      linear_solve_tol: its (relative) tolerance. jaxopt's default normal CG
-        with a loose tolerance was measured at 1.6e-3 relative gradient
-        error in float64.
-      linear_solve_maxiter: its iteration cap (None: the solver's default;
-        for 'active_cg' the number of unknowns per task + 1).
+      settings: how to solve and differentiate (`InnerSettings`; default
+        InnerSettings(), the defaults of the experiment configs).
       init: optional warm start (W [T, k, C], b [T, C]); default W = 0 and the
         optimal bias at W = 0.
+      **options: any `InnerSettings` field, overriding `settings`, e.g.
+        ``solve_heads(z, y, loss='logistic', lam=lam, maxiter=1000)``.
 
     Returns:
       A HeadsSolution with W [T, k, C], b [T, C] and per-task diagnostics.
     """
+    settings = _settings(settings, options)
     features, targets, lam = _prepare_inputs(
-        features,
-        targets,
-        lam,
-        loss=loss,
-        num_classes=num_classes,
-        penalty=penalty,
-        ridge=ridge,
-        maxiter=maxiter,
-        tol=tol,
-        differentiation=differentiation,
-        linear_solve=linear_solve,
+        features, targets, lam, loss=loss, num_classes=num_classes
     )
+    ridge = settings.ridge
     scale = jax.lax.stop_gradient(1.0 / lipschitz_constants(features, loss, ridge))
     thresholds = lam * scale  # [T], the prox threshold of the rescaled problem
 
-    active_set = differentiation == "implicit" and linear_solve == ACTIVE_SET_SOLVE
+    active_set = (
+        settings.differentiation == "implicit"
+        and settings.linear_solve == ACTIVE_SET_SOLVE
+    )
     solver = _proximal_gradient(
         functools.partial(_smooth_objective, loss=loss, ridge=ridge),
         stepsize=1.0,
-        penalty=penalty,
         loss=loss,
-        maxiter=maxiter,
-        tol=tol,
-        differentiation=None if active_set else differentiation,
-        linear_solve=linear_solve,
-        linear_solve_tol=linear_solve_tol,
-        linear_solve_maxiter=linear_solve_maxiter,
+        settings=settings,
+        differentiated=not active_set,
     )
     init_params = jax.lax.stop_gradient(
         _initial_heads(features, targets, loss, num_classes, init)
@@ -536,10 +559,10 @@ def solve_heads(
         solve = _solve_differentiated_on_active_set(
             solver,
             loss=loss,
-            penalty=penalty,
+            penalty=settings.penalty,
             ridge=ridge,
-            tol=linear_solve_tol,
-            maxiter=linear_solve_maxiter,
+            tol=settings.linear_solve_tol,
+            maxiter=settings.linear_solve_maxiter,
         )
         W, b, num_iterations = solve(init_params, features, targets, lam, scale)
     else:
@@ -551,7 +574,7 @@ def solve_heads(
         solver.fun, features=features, targets=targets, scale=scale
     )
     optimality_error, num_active = _diagnostics(
-        objective, (W, b), thresholds, penalty=penalty, loss=loss, unit=scale
+        objective, (W, b), thresholds, penalty=settings.penalty, loss=loss, unit=scale
     )
     return HeadsSolution(W, b, num_iterations, optimality_error, num_active)
 
@@ -598,15 +621,9 @@ def solve_heads_shared(
     share_temperature: float = losses.DEFAULT_COUNT_TEMPERATURE,
     share_smoothing: float = 0.1,
     num_classes: int | None = None,
-    penalty: str = "group_lasso",
-    ridge: float = 1e-4,
-    maxiter: int = 500,
-    tol: float = 1e-5,
-    differentiation: str = "implicit",
-    linear_solve: str = "gmres",
-    linear_solve_tol: float = 1e-6,
-    linear_solve_maxiter: int | None = None,
+    settings: InnerSettings | None = None,
     init: tuple[jax.Array, jax.Array] | None = None,
+    **options,
 ) -> HeadsSolution:
     """Solves the T heads jointly with the sharing regulariser inside.
 
@@ -614,16 +631,16 @@ def solve_heads_shared(
 
         min_{W, b}  mean_t [ (1/n) sum_i loss_t + lam_t penalty(W_t)
                              + (ridge/2) ||W_t||^2 ]
-                    + share_weight * feature_sharing_entropy(W, share_variant).
+                    + share_weight * sharing_regularizer(W, share_variant).
 
-    The entropy term couples the tasks and is not convex, so the solver finds
-    a stationary point (a fixed point of the proximal-gradient map, which is
-    what implicit differentiation uses). Its gradient is not Lipschitz near
-    all-zero rows, so the step size comes from a backtracking line search on
-    the problem rescaled by T / max_t L_t.
+    The sharing term couples the tasks and is not convex, so the solver
+    finds a stationary point (a fixed point of the proximal-gradient map,
+    which is what implicit differentiation uses). Its gradient is not
+    Lipschitz near all-zero rows, so the step size comes from a backtracking
+    line search on the problem rescaled by T / max_t L_t.
 
     Args:
-      share_weight: the weight of the sharing entropy (>= 0). With 0 this
+      share_weight: the weight of the sharing term (>= 0). With 0 this
         solves the same problems as `solve_heads`.
       share_variant: 'usage', 'per_feature' or 'count'
         (`losses.sharing_regularizer`).
@@ -638,18 +655,9 @@ def solve_heads_shared(
     Returns:
       A HeadsSolution; `num_iterations` is the joint count, repeated per task.
     """
+    settings = _settings(settings, options)
     features, targets, lam = _prepare_inputs(
-        features,
-        targets,
-        lam,
-        loss=loss,
-        num_classes=num_classes,
-        penalty=penalty,
-        ridge=ridge,
-        maxiter=maxiter,
-        tol=tol,
-        differentiation=differentiation,
-        linear_solve=linear_solve,
+        features, targets, lam, loss=loss, num_classes=num_classes
     )
     if share_weight < 0:
         raise ValueError(f"share_weight must be >= 0; got {share_weight}.")
@@ -658,12 +666,12 @@ def solve_heads_shared(
             f"share_variant must be one of {losses.SHARING_VARIANTS}, got "
             f"{share_variant!r}."
         )
-    if linear_solve == ACTIVE_SET_SOLVE:
+    if settings.linear_solve == ACTIVE_SET_SOLVE:
         # The entropy couples the tasks and is not convex: no positive
         # definite active-set system; jaxopt's fixed-point solve instead.
-        linear_solve = "gmres"
+        settings = dataclasses.replace(settings, linear_solve="gmres")
     num_tasks = features.shape[0]
-    largest_lipschitz = jnp.max(lipschitz_constants(features, loss, ridge))
+    largest_lipschitz = jnp.max(lipschitz_constants(features, loss, settings.ridge))
     scale = jax.lax.stop_gradient(num_tasks / largest_lipschitz)
     thresholds = lam * scale / num_tasks  # [T]
 
@@ -671,21 +679,16 @@ def solve_heads_shared(
         functools.partial(
             _shared_objective,
             loss=loss,
-            ridge=ridge,
+            ridge=settings.ridge,
             share_weight=share_weight,
             share_variant=share_variant,
             share_temperature=share_temperature,
             share_smoothing=share_smoothing,
         ),
         stepsize=0.0,  # backtracking line search
-        penalty=penalty,
         loss=loss,
-        maxiter=maxiter,
-        tol=tol,
-        differentiation=differentiation,
-        linear_solve=linear_solve,
-        linear_solve_tol=linear_solve_tol,
-        linear_solve_maxiter=linear_solve_maxiter,
+        settings=settings,
+        differentiated=True,
     )
     init_params = jax.lax.stop_gradient(
         _initial_heads(features, targets, loss, num_classes, init)
@@ -698,7 +701,7 @@ def solve_heads_shared(
         objective,
         (W, b),
         thresholds,
-        penalty=penalty,
+        penalty=settings.penalty,
         loss=loss,
         unit=jnp.full((num_tasks,), scale / num_tasks),
     )

@@ -4,9 +4,8 @@
         --workdir=DIR [--config.<field>=<value> ...]
 
 The config is locked: overriding a field that does not exist is an error.
-A config whose data.name is a real benchmark (experiments/celeba.py, ...)
-runs `benchmark_train.meta_train_and_transfer`; any other runs
-`train.train_and_evaluate` on ground-truth data.
+`train.train_and_evaluate` runs it with the trainer config.trainer names
+(sparse_shared_jax/trainers: ground-truth data, a real benchmark's labels).
 
 Multi-process jobs run the same command on every process, plus either
 ``--multihost`` (TPU pods, SLURM: the platform's environment says who is who)
@@ -19,8 +18,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from sparse_shared_jax import benchmark_train, parallel, scalar_logs, train
-from sparse_shared_jax.config_validation import is_benchmark_config
+from sparse_shared_jax import parallel, scalar_logs, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -57,10 +55,7 @@ def main(argv):
     )
     logging.info("JAX devices: %s", jax.devices())
     try:
-        if is_benchmark_config(FLAGS.config):
-            benchmark_train.meta_train_and_transfer(FLAGS.config, FLAGS.workdir)
-        else:
-            train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+        train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     except KeyboardInterrupt:
         print(
             "Interrupted. Rerun the same command to resume from the latest "

@@ -12,14 +12,13 @@ that a frozen encoder can be reused, e.g. for transfer:
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import ml_collections
 
-from sparse_shared_jax import checkpoints, data, parallel, train
+from sparse_shared_jax import loop, trainers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,43 +37,24 @@ class TrainedEncoder:
 
 
 def load_trained_encoder(
-    config: ml_collections.ConfigDict, workdir: str
+    config: ml_collections.ConfigDict, workdir: str, step: int | None = None
 ) -> TrainedEncoder:
-    """Restores the encoder of the run `config` from the latest checkpoint in `workdir`.
+    """Restores the encoder of the run `config` from a checkpoint in `workdir`.
 
     Args:
       config: the run's config (the one passed to `train.train_and_evaluate`);
-        its model, data and optimiser sections fix the checkpoint's structure.
+        its trainer, model, data and optimiser fix the checkpoint's structure.
       workdir: the run's workdir.
+      step: the checkpoint's step (default: the latest); the run keeps the
+        last config.checkpoint.max_to_keep checkpoints.
 
     Returns:
       The encoder's parameters, apply function and checkpoint step.
 
     Raises:
-      FileNotFoundError: if `workdir` holds no checkpoint.
+      FileNotFoundError: if `workdir` holds no checkpoint (or not `step`).
       ValueError: if the checkpoint does not match the config's encoder.
     """
-    directory = os.path.join(workdir, checkpoints.CHECKPOINT_DIR)
-    missing = FileNotFoundError(
-        f"No checkpoint in {directory}. Train first, e.g. "
-        "train.train_and_evaluate(config, workdir)."
-    )
-    if not os.path.isdir(directory):
-        raise missing  # checked first: the Checkpointer would create it
-    checkpointer = checkpoints.Checkpointer(workdir, config.checkpoint.max_to_keep)
-    try:
-        step = checkpointer.latest_step()
-        if step is None:
-            raise missing
-        dataset = data.ground_truth(config.data.name, **config.data.options.to_dict())
-        layout = parallel.TrainingLayout.create(
-            config.episode.num_tasks,
-            config.episode.support_size,
-            config.episode.query_size,
-            config.parallel.param_sharding,
-        )
-        template, _ = train.create_state(config, train.example_input(dataset), layout)
-        state = checkpointer.restore(step, template)
-    finally:
-        checkpointer.close()
-    return TrainedEncoder(params=state.params, apply_fn=state.apply_fn, step=step)
+    state, job = loop.restore(config, workdir, trainers.get(config.trainer), step)
+    params = state.params if job.encoder_key is None else state.params[job.encoder_key]
+    return TrainedEncoder(params=params, apply_fn=state.apply_fn, step=int(state.step))

@@ -1,27 +1,28 @@
-"""Transfer evaluation of a frozen encoder, and its two baselines.
+"""Transfer evaluation of a frozen encoder, and its baselines.
 
 docs/method.md, Evaluation: freeze the encoder, fit a sparse linear head
 for the target task with the inner solver on the target training split
 (penalty chosen on the validation split), and report average and
-worst-group accuracy on the test split (groups = label x spurious
-attribute). The baselines run in the same harness:
+worst-group accuracy on every split (groups = label x spurious attribute).
+The baselines run in the same harness (`evaluate_transfer`):
 
-* ERM: the same encoder architecture trained from scratch, with a linear
-  head, on the target label of the training split by gradient descent
-  (`train_erm`);
-* last-layer retraining: a linear head refit on the frozen ERM features
-  with a group-balanced validation set (`last_layer_retraining`).
+* ERM: the same encoder architecture trained with a linear head on the
+  target label of the training split (`trainers.erm`, by the same training
+  loop as the method);
+* last-layer retraining: a linear head refit on frozen features with a
+  group-balanced validation set (`last_layer_retraining`), on the ERM
+  features (the usual baseline) and on the method's.
 
-Sparse heads and last-layer retraining take binary or multi-class targets
-(classes 0..C-1), and so does ERM. Typical use, with splits that have
-``images`` [n, *obs], ``labels`` [n] and ``groups`` [n]:
+Every benchmark is read through one protocol (`data.labelled`: inputs by
+rows, label/attribute/group columns). Sparse heads and last-layer
+retraining take binary or multi-class targets (classes 0..C-1). The pieces
+work on plain arrays too:
 
-    features = {name: encode_split(params, apply_fn, split) for ...}
-    selection = select_sparse_head(features['train'], train.labels,
-                                   features['validation'], validation.labels,
-                                   validation.groups, alphas)
-    scores = group_scores(selection.head, features['test'], test.labels,
-                          test.groups)
+    selection = select_sparse_head(train_features, train_labels,
+                                   validation_features, validation_labels,
+                                   validation_groups, alphas)
+    scores = group_scores(selection.head, test_features, test_labels,
+                          test_groups)
 """
 
 from __future__ import annotations
@@ -29,29 +30,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from absl import logging
-from flax import serialization
 
-from sparse_shared_jax import atomic_files, evaluate, inner, losses, metrics
+from sparse_shared_jax import evaluate, inner, losses, metrics
+from sparse_shared_jax.data import labelled
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 # Added to a feature's standard deviation before dividing by it.
 _STD_EPS = 1e-6
-
-
-class LabelledSplit(Protocol):
-    """A split with inputs, binary labels and group ids (e.g. SpuriousSplit)."""
-
-    images: np.ndarray  # [n, *obs]
-    labels: np.ndarray  # [n]
-    groups: np.ndarray  # [n]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,13 +98,6 @@ class HeadSelection:
     scores: dict[float, dict]
 
 
-def encode_split(
-    params: Any, apply_fn: ApplyFn, split: LabelledSplit, batch_size: int = 512
-) -> np.ndarray:
-    """Features [n, k] of a split's inputs [n, *obs] under a frozen encoder."""
-    return evaluate.encode(params, apply_fn, split.images, batch_size)
-
-
 def group_scores(
     head: LinearHead, features: np.ndarray, labels: np.ndarray, groups: np.ndarray
 ) -> dict:
@@ -128,8 +112,8 @@ def group_scores(
     return metrics.group_accuracies(head.predict(features), labels, groups)
 
 
-@functools.partial(jax.jit, static_argnames=("num_classes", "ridge", "maxiter", "tol"))
-def _solve_sparse_head(features, labels, alpha, *, num_classes, ridge, maxiter, tol):
+@functools.partial(jax.jit, static_argnames=("num_classes", "settings"))
+def _solve_sparse_head(features, labels, alpha, *, num_classes, settings):
     """inner.solve_heads for one task: [n, k], [n] -> (W [k, C'], b [C'], error).
 
     C' = 1 (logistic) for two classes, else num_classes (softmax).
@@ -139,16 +123,20 @@ def _solve_sparse_head(features, labels, alpha, *, num_classes, ridge, maxiter, 
     classes = None if num_classes == 2 else num_classes
     lam = alpha * losses.lambda_max(features, labels, loss, classes)  # [1]
     solution = inner.solve_heads(
-        features,
-        labels,
-        loss=loss,
-        lam=lam,
-        num_classes=classes,
-        ridge=ridge,
-        maxiter=maxiter,
-        tol=tol,
+        features, labels, loss=loss, lam=lam, num_classes=classes, settings=settings
     )
     return solution.W[0], solution.b[0], solution.optimality_error[0]
+
+
+def head_settings(config) -> inner.InnerSettings:
+    """The solver settings of a transfer head: config.inner's, with the
+    iteration cap and tolerance of config.transfer (a head is solved once, so
+    more accurately than the heads of a training step)."""
+    return dataclasses.replace(
+        inner.InnerSettings.from_config(config.inner),
+        maxiter=config.transfer.head_maxiter,
+        tol=config.transfer.head_tol,
+    )
 
 
 def fit_sparse_head(
@@ -156,9 +144,8 @@ def fit_sparse_head(
     labels: np.ndarray,
     alpha: float,
     *,
-    ridge: float = 1e-3,
-    maxiter: int = 3000,
-    tol: float = 1e-6,
+    settings: inner.InnerSettings | None = None,
+    **options,
 ) -> LinearHead:
     """Fits a sparse linear head with the project's inner solver.
 
@@ -176,12 +163,14 @@ def fit_sparse_head(
       labels: int [n] in {0, ..., C-1}, C >= 2; every class must occur.
       alpha: penalty as a fraction of lambda_max, in [0, 1); alpha = 0 is
         ridge-only logistic regression.
-      ridge: the ridge weight.
-      maxiter, tol: solver iteration cap and tolerance.
+      settings: the solver's settings (inner.InnerSettings; default
+        InnerSettings(); experiments use `head_settings(config)`).
+      **options: InnerSettings fields overriding `settings` (e.g. maxiter).
 
     Returns:
       The head (its `mean` and `std` standardise new features the same way).
     """
+    settings = dataclasses.replace(settings or inner.DEFAULTS, **options)
     features = np.asarray(features, dtype=np.float32)
     labels = np.asarray(labels)
     if features.ndim != 2 or labels.shape != features.shape[:1]:
@@ -206,9 +195,7 @@ def fit_sparse_head(
         jnp.asarray(labels, jnp.int32),
         jnp.float32(alpha),
         num_classes=num_classes,
-        ridge=ridge,
-        maxiter=maxiter,
-        tol=tol,
+        settings=settings,
     )
     logging.info("sparse head alpha=%g: optimality error %.2e", alpha, float(error))
     if num_classes == 2:  # one logit: weights [k], scalar bias
@@ -240,7 +227,7 @@ def select_sparse_head(
       train_features: [n, k]; train_labels: int [n].
       validation_features: [m, k]; validation_labels, validation_groups: int [m].
       alphas: the penalty grid (fractions of lambda_max).
-      **solver_options: ridge, maxiter, tol of `fit_sparse_head`.
+      **solver_options: `settings` and InnerSettings fields of `fit_sparse_head`.
 
     Returns:
       The chosen head, its alpha and the validation scores of the grid.
@@ -303,7 +290,7 @@ def last_layer_retraining(
       labels: int [m]; groups: int [m].
       alphas: the penalty grid (fractions of lambda_max).
       seed: seeds the halving and the balanced subsets.
-      **solver_options: ridge, maxiter, tol of `fit_sparse_head`.
+      **solver_options: `settings` and InnerSettings fields of `fit_sparse_head`.
 
     Returns:
       The refit head, its alpha and the grid's scores on the second half.
@@ -340,117 +327,27 @@ def last_layer_retraining(
 
 
 @dataclasses.dataclass(frozen=True)
+class FrozenEncoder:
+    """An encoder's parameters and apply function, not trained further."""
+
+    params: Any
+    apply_fn: ApplyFn
+
+
+@dataclasses.dataclass(frozen=True)
 class ErmModel:
     """An encoder trained end to end with a linear head on the target.
 
     Attributes:
-      params: the encoder's parameters.
-      apply_fn: apply_fn(params, x [n, *obs]) -> features [n, k].
+      encoder: the trained encoder.
       head: the linear head on the raw features (mean 0, std 1).
     """
 
-    params: Any
-    apply_fn: ApplyFn
+    encoder: FrozenEncoder
     head: LinearHead
 
 
-def _erm_loss(params, apply_fn, images, labels):
-    """Mean logistic (binary head) or softmax (C classes) loss of the encoder
-    + head on a batch: images [b, *obs], labels [b] (float 0/1 for a binary
-    head, int class indices for C classes)."""
-    features = apply_fn(params["encoder"], images)  # [b, k]
-    logits = features @ params["weights"] + params["bias"]  # [b] or [b, C]
-    if logits.ndim == 1:
-        return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, labels))
-    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
-
-
-def train_erm(
-    encoder: nn.Module,
-    images: Sequence[np.ndarray] | np.ndarray,
-    labels: np.ndarray,
-    *,
-    num_steps: int,
-    batch_size: int,
-    learning_rate: float,
-    seed: int,
-    log_every: int = 250,
-    initial_params: Any = None,
-    num_classes: int = 2,
-) -> ErmModel:
-    """ERM: trains `encoder` from scratch plus a linear head on the labels.
-
-    Adam on the mean logistic loss (softmax cross-entropy for more than two
-    classes), minibatches drawn without replacement within each pass over
-    the data (reshuffled every pass).
-
-    Args:
-      encoder: a flax module, x [b, *obs] -> [b, k] (e.g. models.get_encoder).
-      images: [n, *obs] training inputs.
-      labels: int [n] in [0, num_classes).
-      num_steps: Adam steps.
-      batch_size: examples per step (<= n).
-      learning_rate: Adam's step size.
-      seed: seeds the initialisation and the batch order.
-      log_every: log the mean training loss every this many steps.
-      initial_params: encoder parameters to start from (e.g. pretrained
-        weights); None initialises from scratch with `seed`.
-      num_classes: 2 gives a binary head (weights [k]), more a softmax head
-        (weights [k, C]).
-
-    Returns:
-      The trained ErmModel.
-    """
-    if not 1 <= batch_size <= len(images):
-        raise ValueError(
-            f"batch_size must be in [1, {len(images)}] (the training split size); "
-            f"got {batch_size}."
-        )
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be at least 2; got {num_classes}.")
-    encoder_params = initial_params
-    if encoder_params is None:
-        encoder_params = encoder.init(jax.random.key(seed), images[:batch_size])
-    num_features = encoder.apply(encoder_params, images[:1]).shape[-1]
-    head_shape = () if num_classes == 2 else (num_classes,)
-    params = {
-        "encoder": encoder_params,
-        "weights": jnp.zeros((num_features, *head_shape)),
-        "bias": jnp.zeros(head_shape),
-    }
-    optimizer = optax.adam(learning_rate)
-
-    @jax.jit
-    def step(params, opt_state, images, labels):
-        loss, grads = jax.value_and_grad(_erm_loss)(
-            params, encoder.apply, images, labels
-        )
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    opt_state = optimizer.init(params)
-    label_dtype = np.float32 if num_classes == 2 else np.int32
-    rng = np.random.default_rng([seed, 3])
-    order = np.empty(0, dtype=np.int64)
-    running = []
-    for index in range(1, num_steps + 1):
-        if len(order) < batch_size:
-            order = rng.permutation(len(images))
-        batch, order = order[:batch_size], order[batch_size:]
-        params, opt_state, loss = step(
-            params, opt_state, images[batch], labels[batch].astype(label_dtype)
-        )
-        running.append(loss)
-        if index % log_every == 0 or index == num_steps:
-            logging.info(
-                "ERM step %d/%d: loss %.4f", index, num_steps, np.mean(running)
-            )
-            running = []
-    head = _raw_feature_head(params["weights"], params["bias"])
-    return ErmModel(params["encoder"], encoder.apply, head)
-
-
-def _raw_feature_head(weights, bias) -> LinearHead:
+def raw_feature_head(weights, bias) -> LinearHead:
     """A head on unstandardised features: weights [k] or [k, C], bias [] or [C]."""
     weights, bias = np.asarray(weights), np.asarray(bias)
     num_features = len(weights)
@@ -462,28 +359,178 @@ def _raw_feature_head(weights, bias) -> LinearHead:
     )
 
 
-def save_erm(model: ErmModel, path: str) -> None:
-    """Writes an ERM model's encoder parameters and head (msgpack)."""
-    saved = {
-        "encoder": serialization.to_state_dict(model.params),
-        "weights": model.head.weights,
-        "bias": np.asarray(model.head.bias),
-    }
-    atomic_files.write_bytes(path, serialization.msgpack_serialize(saved))
+# ----------------------------------------------------------------------------
+# The harness: every head on every split of a labelled benchmark.
+
+# Rows encoded per batch by the harness.
+ENCODE_BATCH_SIZE = 256
 
 
-def load_erm(encoder: nn.Module, example_x: np.ndarray, path: str) -> ErmModel:
-    """Reads an ERM model written by `save_erm`.
+def subset_rows(num_rows: int, max_examples: int, seed: int) -> np.ndarray:
+    """All rows, or a fixed random subset of `max_examples` (sorted)."""
+    if not max_examples or max_examples >= num_rows:
+        return np.arange(num_rows)
+    rng = np.random.default_rng([seed, 11])
+    return np.sort(rng.choice(num_rows, size=max_examples, replace=False))
 
-    Args:
-      encoder: the module the model was trained with.
-      example_x: [1, *obs], an input to build the parameter structure on.
-      path: the file.
+
+def _encode_splits(encoder: FrozenEncoder, splits: dict, rows_of: dict) -> dict:
+    """split name -> features [n, k] of the split's `rows_of[name]`."""
+    features = {}
+    for name, split in splits.items():
+        rows = rows_of[name]
+        logging.info("Encoding %d examples of the %s split", len(rows), name)
+        features[name] = evaluate.encode_rows(
+            encoder.params,
+            encoder.apply_fn,
+            len(rows),
+            lambda positions, rows=rows, split=split: split.inputs(rows[positions]),
+            batch_size=ENCODE_BATCH_SIZE,
+        )
+    return features
+
+
+def feature_correlations(
+    features: np.ndarray, labels: dict[str, np.ndarray]
+) -> dict[str, list[float]]:
+    """|Pearson correlation| of every feature [n, k] with the label and attribute.
+
+    Shows what a representation holds: a feature with a large correlation
+    with the label carries the core factor, one with the attribute the
+    shortcut.
     """
-    template = encoder.init(jax.random.key(0), example_x)
-    with open(path, "rb") as f:
-        saved = serialization.msgpack_restore(f.read())
-    head = _raw_feature_head(saved["weights"], saved["bias"])
-    return ErmModel(
-        serialization.from_state_dict(template, saved["encoder"]), encoder.apply, head
+
+    def correlations(target):
+        centred = features - features.mean(axis=0)
+        target = target - target.mean()
+        norms = np.linalg.norm(centred, axis=0) * np.linalg.norm(target) + 1e-12
+        return np.abs(centred.T @ target / norms).tolist()  # [k]
+
+    return {
+        "label_correlation": correlations(labels["label"].astype(float)),
+        "attribute_correlation": correlations(labels["attribute"].astype(float)),
+    }
+
+
+def evaluate_transfer(
+    config,
+    benchmark: labelled.LabelledBenchmark,
+    method: FrozenEncoder,
+    erm: ErmModel | None = None,
+) -> dict:
+    """The frozen encoder's sparse target head, and the baselines.
+
+    Encodes every split (or config.transfer.max_examples of each) and scores
+    on every split:
+
+    * 'sparse_head': the method's transfer, a sparse head fit on the training
+      split with the penalty (config.transfer.alphas) chosen by validation
+      worst-group accuracy;
+    * 'method_last_layer': last-layer retraining (group-balanced validation
+      split) on the same frozen features;
+    * with `erm`: 'erm', the ERM model's own head, and 'erm_last_layer',
+      last-layer retraining on the ERM features (the usual baseline).
+
+    Heads are solved with `head_settings(config)`.
+
+    Returns:
+      {'num_examples': {split: n}, head name: {'alpha', 'num_active',
+      'weights', split: {'average', 'worst_group', 'per_group', and the
+      benchmark's extra scores}}, 'features': {encoder: feature_correlations
+      on the test split (or the last split)}}; ERM's alpha is None.
+    """
+    splits = benchmark.splits
+    rows_of = {
+        name: subset_rows(len(split), config.transfer.max_examples, config.seed)
+        for name, split in splits.items()
+    }
+    labels = {
+        name: {field: column[rows_of[name]] for field, column in split.labels.items()}
+        for name, split in splits.items()
+    }
+    alphas = tuple(float(a) for a in config.transfer.alphas)
+    settings = head_settings(config)
+    selection = labels[labelled.SELECTION_SPLIT]
+
+    def last_layer(features):
+        return last_layer_retraining(
+            features[labelled.SELECTION_SPLIT],
+            selection["label"],
+            selection["group"],
+            alphas,
+            config.seed,
+            settings=settings,
+        )
+
+    features = {"method": _encode_splits(method, splits, rows_of)}
+    sparse = select_sparse_head(
+        features["method"][labelled.FIT_SPLIT],
+        labels[labelled.FIT_SPLIT]["label"],
+        features["method"][labelled.SELECTION_SPLIT],
+        selection["label"],
+        selection["group"],
+        alphas,
+        settings=settings,
     )
+    retrained = last_layer(features["method"])
+    heads = {
+        "sparse_head": (sparse.alpha, sparse.head, "method"),
+        "method_last_layer": (retrained.alpha, retrained.head, "method"),
+    }
+    if erm is not None:
+        features["erm"] = _encode_splits(erm.encoder, splits, rows_of)
+        heads["erm"] = (None, erm.head, "erm")
+        retrained = last_layer(features["erm"])
+        heads["erm_last_layer"] = (retrained.alpha, retrained.head, "erm")
+    record = {"num_examples": {name: len(rows) for name, rows in rows_of.items()}}
+    for key, (alpha, head, encoder) in heads.items():
+        record[key] = {
+            "alpha": alpha,
+            "num_active": head.num_active,
+            "weights": np.asarray(head.weights).tolist(),
+        }
+        for name in splits:
+            record[key][name] = _split_scores(
+                head, features[encoder][name], labels[name], benchmark.extra_scores
+            )
+    report_split = "test" if "test" in splits else list(splits)[-1]
+    record["features"] = {
+        encoder: feature_correlations(
+            split_features[report_split], labels[report_split]
+        )
+        for encoder, split_features in features.items()
+    }
+    return record
+
+
+def _split_scores(head: LinearHead, features, labels, extra_scores) -> dict:
+    """Average / worst-group / per-group accuracy, and the extra scores."""
+    scores = group_scores(head, features, labels["label"], labels["group"])
+    record = {
+        "average": scores["average"],
+        "worst_group": scores["worst_group"],
+        "per_group": {str(g): a for g, a in scores["per_group"].items()},
+    }
+    if extra_scores:
+        predictions = head.predict(features)
+        for name, score in extra_scores:
+            record[name] = score(predictions, labels)
+    return record
+
+
+def flatten_record(record: dict) -> dict[str, float]:
+    """'transfer/<head>/<split>/<score>' -> value (and the heads' alpha and
+    num_active), for metrics.json and the sweep tables."""
+    flat = {}
+    for head, head_record in record.items():
+        if head in ("num_examples", "features"):
+            continue
+        if head_record["alpha"] is not None:
+            flat[f"transfer/{head}/alpha"] = head_record["alpha"]
+        flat[f"transfer/{head}/num_active"] = head_record["num_active"]
+        for split, scores in head_record.items():
+            if isinstance(scores, dict):
+                for name, value in scores.items():
+                    if name != "per_group":
+                        flat[f"transfer/{head}/{split}/{name}"] = value
+    return flat

@@ -19,28 +19,33 @@ import jax
 import numpy as np
 import optax
 
-from sparse_shared_jax import configs, data, parallel, train
-from sparse_shared_jax.config_validation import bilevel_settings
+from sparse_shared_jax import bilevel, configs, data, loop, parallel
+from sparse_shared_jax.trainers import ground_truth
 
 
 def run(devices, config, num_steps):
     """Final params and per-step losses after `num_steps` steps on `devices`."""
+    job = ground_truth.prepare(config, workdir="")
     dataset = data.ground_truth(config.data.name, **config.data.options.to_dict())
-    sampler = train.make_episode_sampler(config, dataset)
     layout = parallel.TrainingLayout.create(
-        config.episode.num_tasks,
-        config.episode.support_size,
-        config.episode.query_size,
-        config.parallel.param_sharding,
-        devices=devices,
+        *job.batch_sizes, config.parallel.param_sharding, devices=devices
     )
-    state, shardings = train.create_state(
-        config, train.example_input(dataset), layout, optax.sgd(0.1)
+
+    def init_state():  # the run's state with plain SGD (see the module doc)
+        return bilevel.create_train_state(
+            loop.make_encoder(config),
+            jax.random.key(config.seed),
+            ground_truth.example_input(dataset),
+            optax.sgd(0.1),
+        )
+
+    state, shardings = parallel.create_sharded(
+        init_state, layout.mesh, layout.param_sharding
     )
-    step_fn = train.jit_train_step(bilevel_settings(config), layout, shardings)
+    step_fn = loop.jit_train_step(job.train_step, layout, shardings)
     losses = []
     for step in range(num_steps):
-        episode = train.device_episode(sampler, step, layout.episode)
+        episode = job.batch_at(step, layout.episode)
         if step == 0:
             state, metrics = step_fn(state, episode)
         else:

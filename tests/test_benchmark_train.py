@@ -15,11 +15,13 @@ import PIL.Image
 import pytest
 import tensorflow_datasets as tfds
 
-from sparse_shared_jax import benchmark_train, config_validation, configs
-from sparse_shared_jax.data import benchmark_splits
+from sparse_shared_jax import config_validation, configs, train
+from sparse_shared_jax.data import benchmark_splits, labelled
+from sparse_shared_jax.data.benchmarks import civil_comments
 from sparse_shared_jax.data.benchmarks.celeba import CELEBA_ATTRIBUTES
 from sparse_shared_jax.data.benchmarks.civil_comments import IDENTITIES, mention_field
 from sparse_shared_jax.models import tokenizer
+from sparse_shared_jax.trainers import benchmark
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Examples per split of the fabricated CelebA copy (partition codes 0, 1, 2).
@@ -102,7 +104,7 @@ def celeba_dirs(tmp_path_factory):
 def test_celeba_meta_trains_on_attributes_and_evaluates_transfer(tmp_path, celeba_dirs):
     config = _tiny_celeba_config(*celeba_dirs)
     workdir = str(tmp_path / "run")
-    final = benchmark_train.meta_train_and_transfer(config, workdir)
+    final = train.train_and_evaluate(config, workdir)
 
     assert final["step"] == 2
     for head in ("sparse_head", "method_last_layer", "erm", "erm_last_layer"):
@@ -112,7 +114,7 @@ def test_celeba_meta_trains_on_attributes_and_evaluates_transfer(tmp_path, celeb
         assert final.get(f"transfer/{head}/alpha", 0.0) in (0.0, 0.1)
         assert 0 <= final[f"transfer/{head}/num_active"] <= 6
     assert "transfer/erm/alpha" not in final  # ERM's head is not penalised
-    assert os.path.exists(os.path.join(workdir, benchmark_train.ERM_FILE))
+    assert os.path.isdir(os.path.join(workdir, "erm", "checkpoints", "3"))
     assert 0.0 <= final["meta_validation/query_accuracy"] <= 1.0
     assert np.isfinite(final["train/loss"])
     with open(os.path.join(workdir, "transfer.json")) as f:
@@ -128,12 +130,12 @@ def test_celeba_meta_trains_on_attributes_and_evaluates_transfer(tmp_path, celeb
 
     # The same command again resumes from the last checkpoint: no new step,
     # the same encoder and the saved ERM model, so the same transfer scores.
-    again = benchmark_train.meta_train_and_transfer(config, workdir)
+    again = train.train_and_evaluate(config, workdir)
     assert again == final
 
     # A finished run re-evaluates transfer with another penalty grid.
     config.transfer.alphas = (0.1,)
-    regraded = benchmark_train.meta_train_and_transfer(config, workdir)
+    regraded = train.train_and_evaluate(config, workdir)
     assert regraded["step"] == 2
     assert regraded["transfer/sparse_head/alpha"] == 0.1
     assert regraded["transfer/erm/test/average"] == final["transfer/erm/test/average"]
@@ -141,7 +143,7 @@ def test_celeba_meta_trains_on_attributes_and_evaluates_transfer(tmp_path, celeb
     # refused.
     config.transfer.erm_steps = 4
     with pytest.raises(ValueError, match=r"transfer.erm_steps: 3 -> 4"):
-        benchmark_train.meta_train_and_transfer(config, workdir)
+        train.train_and_evaluate(config, workdir)
 
 
 def _first_loss(workdir):
@@ -153,15 +155,15 @@ def test_eight_devices_give_the_loss_of_one(tmp_path, celeba_dirs):
     config = _tiny_celeba_config(*celeba_dirs)
     config.num_train_steps = 1
     config.transfer.erm_steps = 0
-    benchmark_train.meta_train_and_transfer(config, str(tmp_path / "one"))
+    train.train_and_evaluate(config, str(tmp_path / "one"))
     config_path = tmp_path / "config.json"
     config_path.write_text(config.to_json())
     script = (
         "import json, sys, ml_collections, jax\n"
-        "from sparse_shared_jax import benchmark_train\n"
+        "from sparse_shared_jax import train\n"
         "assert jax.device_count() == 8\n"
         "config = ml_collections.ConfigDict(json.load(open(sys.argv[1])))\n"
-        "benchmark_train.meta_train_and_transfer(config, sys.argv[2])\n"
+        "train.train_and_evaluate(config, sys.argv[2])\n"
     )
     env = dict(os.environ)
     env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
@@ -183,8 +185,8 @@ def test_eight_devices_give_the_loss_of_one(tmp_path, celeba_dirs):
 def test_tasks_come_only_from_the_configured_fields(celeba_dirs):
     config = _tiny_celeba_config(*celeba_dirs)
     config.data.task_fields = ()  # the 38 meta labels
-    splits = benchmark_train.open_benchmark(config)
-    sampler = benchmark_train.make_task_sampler(config, splits["train"], seed=0)
+    splits = labelled.open_benchmark(config)
+    sampler = benchmark.make_task_sampler(config, splits["train"], seed=0)
     fields = {task.field for step in range(50) for task in sampler(step).tasks}
     assert "Male" not in fields and "Blond_Hair" not in fields
     assert "attribute" not in fields and len(fields) > 10
@@ -205,11 +207,11 @@ def test_attribute_tasks_need_an_explicit_switch(celeba_dirs):
 def test_missing_download_names_the_manual_step(tmp_path, celeba_dirs):
     config = _tiny_celeba_config(tmp_path / "tfds", tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="img_align_celeba"):
-        benchmark_train.meta_train_and_transfer(config, str(tmp_path / "run"))
+        train.train_and_evaluate(config, str(tmp_path / "run"))
     # Rerunning in the same workdir with the download's paths fixed is allowed.
     config.data.data_dir, config.data.manual_dir = map(str, celeba_dirs)
     config.num_train_steps = 0
-    final = benchmark_train.meta_train_and_transfer(config, str(tmp_path / "run"))
+    final = train.train_and_evaluate(config, str(tmp_path / "run"))
     assert final["step"] == 0
 
 
@@ -291,7 +293,7 @@ def test_split_reads_what_tfds_decodes(celeba_dirs):
 
 def test_held_out_validation_keeps_every_group(celeba_dirs):
     config = _tiny_celeba_config(*celeba_dirs)
-    train = benchmark_train.open_benchmark(config)["train"]
+    train = labelled.open_benchmark(config)["train"]
     rest, held_out = benchmark_splits.hold_out_validation(train, 0.25, seed=0)
     assert len(rest) + len(held_out) == len(train)
     np.testing.assert_array_equal(np.bincount(held_out.labels["group"]), [2, 2, 2, 2])
@@ -312,9 +314,9 @@ def test_worst_identity_group_on_a_known_case():
     predictions = np.array([0, 1, 1, 1, 1, 0])
     # male & y=0: rows 0,1 -> 1/2; male & y=1: rows 2,3 -> 1; black & y=0: row 1
     # -> 0; black & y=1: row 3 -> 1. Rows 4, 5 mention no identity.
-    assert benchmark_train.worst_identity_group(predictions, labels) == 0.0
+    assert civil_comments.worst_identity_group(predictions, labels) == 0.0
     predictions[1] = 0
-    assert benchmark_train.worst_identity_group(predictions, labels) == 1.0
+    assert civil_comments.worst_identity_group(predictions, labels) == 1.0
 
 
 # ----------------------------------------------------------------------------
@@ -386,7 +388,7 @@ def test_multinli_meta_trains_a_text_encoder_and_fits_a_three_class_head(tmp_pat
     config.eval_every_steps = 10
     config.transfer.alphas = (0.0,)
     config.transfer.erm_steps = 5
-    final = benchmark_train.meta_train_and_transfer(config, str(tmp_path / "run"))
+    final = train.train_and_evaluate(config, str(tmp_path / "run"))
     assert final["step"] == 2
     # 6 groups (3 labels x negation) scored on the test split.
     with open(tmp_path / "run" / "transfer.json") as f:
@@ -398,7 +400,7 @@ def test_multinli_meta_trains_a_text_encoder_and_fits_a_three_class_head(tmp_pat
     assert 0.0 <= final["transfer/sparse_head/test/worst_group"] <= 1.0
 
     # Inputs are the premise and hypothesis of each record, as TFDS decodes them.
-    train = benchmark_train.open_benchmark(config)["train"]
+    train_split = labelled.open_benchmark(config)["train"]
     records = tfds.data_source(
         config.data.name, data_dir=config.data.data_dir, split="train"
     )
@@ -409,9 +411,9 @@ def test_multinli_meta_trains_a_text_encoder_and_fits_a_three_class_head(tmp_pat
         [records[row]["text_pair"].decode() for row in rows],
         max_length=config.data.max_length,
     )
-    np.testing.assert_array_equal(train.inputs(np.array(rows)), expected.ids)
+    np.testing.assert_array_equal(train_split.inputs(np.array(rows)), expected.ids)
 
     # The encoder's special ids must be those of the vocab.txt.
     config.model.options.sep_id = 102
     with pytest.raises(ValueError, match="model.options.sep_id=3"):
-        benchmark_train.open_benchmark(config)
+        labelled.open_benchmark(config)

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from sparse_shared_jax import bilevel, data, models
+from sparse_shared_jax import bilevel, data, inner, models
 
 
 def linear_encoder(params, x):
@@ -77,10 +77,9 @@ def test_outer_gradient_matches_finite_differences(
         num_classes=num_classes,
         lambda_mode="absolute",
         alpha=0.03,
-        ridge=1e-3,
-        maxiter=20000,
-        tol=1e-13,
-        linear_solve_tol=1e-12,
+        solver=inner.InnerSettings(
+            ridge=1e-3, maxiter=20000, tol=1e-13, linear_solve_tol=1e-12
+        ),
         share_weight=share_weight,
     )
     rng = np.random.default_rng(0)
@@ -125,7 +124,9 @@ def test_train_step_compiles_once_and_lowers_the_query_loss():
     state = bilevel.create_train_state(
         encoder, jax.random.key(0), first.support_x[0], optax.adam(3e-3)
     )
-    settings = bilevel.BilevelSettings(alpha=0.1, maxiter=200)
+    settings = bilevel.BilevelSettings(
+        alpha=0.1, solver=inner.InnerSettings(maxiter=200)
+    )
     step = jax.jit(
         chex.assert_max_traces(bilevel.train_step, n=1),
         static_argnums=2,
@@ -204,3 +205,60 @@ def test_sharing_weight_warms_up_linearly_and_train_step_uses_it():
     np.testing.assert_allclose(
         metrics["loss"], metrics["query_loss"] + 0.1 * metrics["sharing"], rtol=1e-5
     )
+
+
+def test_projection_removes_only_the_conflicting_part_task_by_task():
+    rng = np.random.default_rng(0)
+    query = (
+        jnp.asarray(rng.normal(size=(3, 4, 2))),
+        jnp.asarray(rng.normal(size=(3, 5, 2))),
+    )
+    share = tuple(jnp.asarray(rng.normal(size=q.shape)) for q in query)
+    # Task 0 conflicts (its sharing gradient points against the query's),
+    # task 1 agrees, task 2 is orthogonal-ish noise.
+    share = tuple(
+        s.at[0].set(-q[0] + 0.1 * s[0]).at[1].set(q[1])
+        for s, q in zip(share, query, strict=True)
+    )
+    projected, fraction = bilevel.project_conflicts(share, query)
+
+    def dots(a, b):
+        return sum(jnp.sum(x * y, axis=(1, 2)) for x, y in zip(a, b, strict=True))
+
+    before, after = dots(share, query), dots(projected, query)
+    assert before[0] < 0 and before[1] > 0
+    np.testing.assert_allclose(after[0], 0.0, atol=1e-5)  # conflict removed
+    for s, p in zip(share, projected, strict=True):
+        np.testing.assert_array_equal(p[1], s[1])  # agreeing task untouched
+    assert float(fraction) == pytest.approx(np.mean(np.asarray(before) < 0))
+
+
+def test_projected_gradient_is_the_plain_one_without_sharing_and_differs_with_it():
+    episode = bilevel.EpisodeBatch.from_episode(small_episode(num_tasks=4)(0))
+    params = jnp.asarray(np.random.default_rng(1).normal(size=(8, 5)), jnp.float32)
+    plain = bilevel.BilevelSettings(share_weight=0.3, share_variant="count")
+    projected = bilevel.BilevelSettings(
+        share_weight=0.3, share_variant="count", share_projected=True
+    )
+    (loss, _), grads = bilevel.outer_value_and_grad(
+        params, linear_encoder, episode, plain
+    )
+    expected_loss, expected = jax.value_and_grad(
+        lambda p: bilevel.outer_loss(p, linear_encoder, episode, plain)[0]
+    )(params)
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-6)
+    np.testing.assert_allclose(grads, expected, rtol=1e-5, atol=1e-7)
+    # Weight 0: the projected path gives the query loss's gradient.
+    (_, aux), zero = bilevel.outer_value_and_grad(
+        params, linear_encoder, episode, projected, share_weight=0.0
+    )
+    query_only = jax.grad(
+        lambda p: bilevel.outer_loss(p, linear_encoder, episode, plain, 0.0)[0]
+    )(params)
+    np.testing.assert_allclose(zero, query_only, rtol=1e-5, atol=1e-7)
+    assert 0.0 <= float(aux["share_conflicts"]) <= 1.0
+    (projected_loss, _), with_sharing = bilevel.outer_value_and_grad(
+        params, linear_encoder, episode, projected
+    )
+    np.testing.assert_allclose(projected_loss, expected_loss, rtol=1e-6)
+    assert np.all(np.isfinite(with_sharing))

@@ -82,8 +82,13 @@ def test_split_renders_its_factors_with_consistent_labels(dataset):
     np.testing.assert_array_equal(
         split.images[:5], dataset.observations(split.factors[:5])
     )
-    np.testing.assert_array_equal(split.labels, spurious.labels_of(split.factors))
-    np.testing.assert_array_equal(split.groups, 2 * split.labels + split.attributes)
+    labels = split.labels
+    np.testing.assert_array_equal(labels["label"], spurious.labels_of(split.factors))
+    np.testing.assert_array_equal(
+        labels["group"], 2 * labels["label"] + labels["attribute"]
+    )
+    np.testing.assert_array_equal(split.inputs(np.array([3, 1])), split.images[[3, 1]])
+    assert len(split) == 400 and split.name == "validation"
     with pytest.raises(ValueError, match="Unknown split"):
         dataset.split("val")
 

@@ -11,7 +11,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from sparse_shared_jax import config_validation, configs, data, train
+from sparse_shared_jax import config_validation, configs, data, loop, train
+from sparse_shared_jax.trainers import ground_truth
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(__file__), "..", "experiments")
 ALL_EXPERIMENTS = sorted(glob.glob(os.path.join(EXPERIMENTS_DIR, "*.py")))
@@ -75,9 +76,14 @@ def test_config_value_out_of_range_is_rejected_before_training(tmp_path):
     config.data.name = "mnist"
     with pytest.raises(ValueError, match=r"config.data.name must be one of"):
         train.train_and_evaluate(config, str(tmp_path))
-    benchmark = load_config(os.path.join(EXPERIMENTS_DIR, "celeba.py"))
-    with pytest.raises(ValueError, match="meta_train_and_transfer"):
-        train.train_and_evaluate(benchmark, str(tmp_path))
+    config = shrink(load_config(VECTOR_EXPERIMENT))
+    config.data.name = "celeba"
+    with pytest.raises(ValueError, match="configs.benchmark_config"):
+        train.train_and_evaluate(config, str(tmp_path))
+    config = shrink(load_config(VECTOR_EXPERIMENT))
+    config.trainer = "meta"
+    with pytest.raises(ValueError, match=r"config.trainer must be one of \('ground"):
+        train.train_and_evaluate(config, str(tmp_path))
 
 
 def test_command_line_rejects_misspelt_override(tmp_path):
@@ -167,32 +173,33 @@ def test_config_argument_sets_any_dotted_field_as_its_type():
 
 
 def test_pretrained_weights_replace_the_initial_encoder(tmp_path):
-    from sparse_shared_jax import parallel
+    from sparse_shared_jax import checkpoints
     from sparse_shared_jax.models import pretrained
 
     config = shrink(load_config(VECTOR_EXPERIMENT))
-    dataset = data.ground_truth(config.data.name, **config.data.options.to_dict())
-    layout = parallel.TrainingLayout.create(2, 16, 8)
-    state, _ = train.create_state(config, train.example_input(dataset), layout)
+    job = ground_truth.prepare(config, str(tmp_path))
+    state = job.init_state()
     weights = jax.tree.map(lambda p: p + 1.0, state.params)
     path = str(tmp_path / "encoder.msgpack")
     pretrained.save_variables(path, weights)
     config.model.pretrained_path = path
-    loaded = train.load_pretrained(config.model, state)
+    checkpointer = checkpoints.Checkpointer(str(tmp_path / "run"), max_to_keep=1)
+    loaded = loop.resume_or_start(config, state, checkpointer)
     for got, want in zip(
         jax.tree.leaves(loaded.params), jax.tree.leaves(weights), strict=True
     ):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     config.model.pretrained_path = str(tmp_path / "missing.msgpack")
     with pytest.raises((FileNotFoundError, ValueError), match="missing.msgpack"):
-        train.load_pretrained(config.model, state)
+        loop.resume_or_start(config, state, checkpointer)
+    checkpointer.close()
 
 
 def test_collapse_warning_when_heads_use_fewer_features_than_tasks_need():
     config = load_config(VECTOR_EXPERIMENT)
     dataset = data.ground_truth(config.data.name, **config.data.options.to_dict())
-    sampler = train.make_episode_sampler(config, dataset)
-    warnings_at = train.collapse_warnings(sampler)
+    sampler = ground_truth.make_episode_sampler(config, dataset)
+    warnings_at = ground_truth.collapse_warnings(sampler)
     support = sampler.draw(sampler.rng(9)).tasks.support  # the tasks of step 10
     needed, per_task = int(support.any(axis=0).sum()), support.sum(axis=1).mean()
     healthy = {"distinct_features": needed, "active_features": per_task}
@@ -205,6 +212,6 @@ def test_collapse_warning_when_heads_use_fewer_features_than_tasks_need():
 def test_solver_warning_names_maxiter_when_tasks_do_not_converge():
     config = load_config(VECTOR_EXPERIMENT)
     values = {"inner_unconverged": 0.5, "inner_optimality_error": 1e-3}
-    (warning,) = train._solver_warnings(config, values)
+    (warning,) = loop.solver_warnings(config, values)
     assert "inner.maxiter=300" in warning and "50%" in warning
-    assert train._solver_warnings(config, {**values, "inner_unconverged": 0.0}) == []
+    assert loop.solver_warnings(config, {**values, "inner_unconverged": 0.0}) == []

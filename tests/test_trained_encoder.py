@@ -13,8 +13,8 @@ from sparse_shared_jax import (
     bilevel,
     checkpoints,
     configs,
+    loop,
     models,
-    train,
     trained_encoder,
 )
 
@@ -27,8 +27,8 @@ def _config(hidden_sizes=(16,)):
     return config
 
 
-def _save_run(config, workdir):
-    """Writes a checkpoint at _STEP whose parameters are not the initial ones."""
+def _save_run(config, workdir, step=_STEP):
+    """Writes a checkpoint at `step` whose parameters are not the initial ones."""
     encoder = models.get_encoder(
         config.model.name,
         config.model.num_features,
@@ -38,12 +38,12 @@ def _save_run(config, workdir):
         encoder,
         jax.random.key(config.seed),
         np.zeros((1, 20), np.float32),
-        train.make_optimizer(config.outer),
+        loop.make_optimizer(config.outer),
     )
-    trained = jax.tree.map(lambda x: x + 0.5, state.params)
-    state = state.replace(params=trained, step=_STEP)
+    trained = jax.tree.map(lambda x: x + 0.5 * step, state.params)
+    state = state.replace(params=trained, step=step)
     checkpointer = checkpoints.Checkpointer(workdir, config.checkpoint.max_to_keep)
-    checkpointer.save(_STEP, state)
+    checkpointer.save(step, state)
     checkpointer.close()
     return trained
 
@@ -69,3 +69,14 @@ def test_a_different_encoder_is_refused(tmp_path):
     _save_run(_config(hidden_sizes=(16,)), str(tmp_path))
     with pytest.raises(ValueError, match="Cannot restore checkpoint"):
         trained_encoder.load_trained_encoder(_config(hidden_sizes=(32,)), str(tmp_path))
+
+
+def test_restores_an_earlier_checkpoint_by_step(tmp_path):
+    config = _config()
+    first = _save_run(config, str(tmp_path), step=3)
+    _save_run(config, str(tmp_path), step=_STEP)
+    encoder = trained_encoder.load_trained_encoder(config, str(tmp_path), step=3)
+    assert encoder.step == 3
+    jax.tree.map(np.testing.assert_array_equal, encoder.params, first)
+    with pytest.raises(FileNotFoundError, match=r"holds steps \[3, 7\]"):
+        trained_encoder.load_trained_encoder(config, str(tmp_path), step=5)

@@ -9,7 +9,8 @@ import numpy as np
 import optax
 import pytest
 
-from sparse_shared_jax import models, spurious_benchmark, transfer
+from sparse_shared_jax import bilevel, configs, data, sweep, train, transfer
+from sparse_shared_jax.trainers import erm
 
 
 def spurious_features(num, agreement, rng, noise=0.2):
@@ -157,72 +158,117 @@ def test_last_layer_retraining_recovers_the_label_from_erm_like_features():
     assert selection.alpha in (0.0, 0.1, 0.3)
 
 
-def test_erm_learns_a_separable_toy_task():
-    rng = np.random.default_rng(3)
-    inputs = rng.standard_normal((512, 5)).astype(np.float32)
-    labels = (inputs[:, 0] - inputs[:, 1] > 0).astype(np.int32)
-    encoder = models.get_encoder("mlp", 4, hidden_sizes=(32,))
-    model = transfer.train_erm(
-        encoder,
-        inputs,
-        labels,
-        num_steps=300,
-        batch_size=64,
-        learning_rate=1e-2,
-        seed=0,
+class _ArraySplit:
+    """A labelled split held in memory (the data.labelled protocol)."""
+
+    def __init__(self, inputs, labels):
+        self._inputs = inputs
+        self.labels = {"label": labels, "attribute": labels, "group": labels}
+
+    def __len__(self):
+        return len(self._inputs)
+
+    def inputs(self, rows):
+        return self._inputs[np.asarray(rows)]
+
+
+class _ToyTarget(data.GroundTruthDataset):
+    """Vectors [5] with a target of 2 (x0 > x1) or 3 (argmax of x0..x2) classes.
+
+    Only its labelled splits are used (by the ERM trainer).
+    """
+
+    factor_names = ("a", "b")
+    factor_sizes = (2, 2)
+    observation_shape = (5,)
+
+    def __init__(self, num_classes=2):
+        self.num_classes = num_classes
+
+    def observations(self, factors):
+        return np.zeros((len(factors), 5), np.float32)
+
+    def labelled_splits(self):
+        splits = {}
+        for index, name in enumerate(("train", "validation", "test")):
+            rng = np.random.default_rng([self.num_classes, index])
+            inputs = rng.standard_normal((512, 5)).astype(np.float32)
+            if self.num_classes == 2:
+                labels = (inputs[:, 0] - inputs[:, 1] > 0).astype(np.int32)
+            else:
+                labels = np.argmax(inputs[:, :3], axis=1).astype(np.int32)
+            splits[name] = _ArraySplit(inputs, labels)
+        return splits
+
+
+data.register_ground_truth("test_toy_target", _ToyTarget)
+
+
+def toy_erm_config(num_classes=2, steps=300):
+    """The ERM run of a vector experiment on the toy target."""
+    config = configs.base_config()
+    config.data.name = "test_toy_target"
+    config.data.options = {"num_classes": num_classes}
+    config.model.num_features = 4
+    config.model.options.hidden_sizes = (32,)
+    config.log_every_steps = 50
+    config.checkpoint.every_steps = 100
+    config.transfer = configs.transfer_config(alphas=(0.0,))
+    config.transfer.erm_steps = steps
+    config.transfer.erm_learning_rate = 1e-2
+    return erm.erm_config(config)
+
+
+@pytest.mark.parametrize("num_classes, accuracy", [(2, 0.95), (3, 0.9)])
+def test_erm_trainer_learns_the_target_and_reads_it_back(
+    num_classes, accuracy, tmp_path
+):
+    config = toy_erm_config(num_classes)
+    final = train.train_and_evaluate(config, str(tmp_path))
+    assert final["step"] == 300 and np.isfinite(final["train/loss"])
+    model = erm.load(config, str(tmp_path))
+    assert model.head.weights.shape == ((4,) if num_classes == 2 else (4, 3))
+    test = _ToyTarget(num_classes).labelled_splits()["test"]
+    features = np.asarray(
+        model.encoder.apply_fn(model.encoder.params, test.inputs(np.arange(512)))
     )
-    features = np.asarray(model.apply_fn(model.params, inputs))
-    assert np.mean(model.head.predict(features) == labels) > 0.95
-    with pytest.raises(ValueError, match="batch_size"):
-        transfer.train_erm(
-            encoder,
-            inputs,
-            labels,
-            num_steps=1,
-            batch_size=1000,
-            learning_rate=1e-2,
-            seed=0,
-        )
+    assert np.mean(model.head.predict(features) == test.labels["label"]) > accuracy
 
 
-def test_erm_learns_three_classes_and_survives_a_save_load_round_trip(tmp_path):
-    rng = np.random.default_rng(4)
-    inputs = rng.standard_normal((600, 5)).astype(np.float32)
-    labels = np.argmax(inputs[:, :3], axis=1).astype(np.int32)  # 3 classes
-    encoder = models.get_encoder("mlp", 4, hidden_sizes=(32,))
-    model = transfer.train_erm(
-        encoder,
-        inputs,
-        labels,
-        num_steps=400,
-        batch_size=64,
-        learning_rate=1e-2,
-        seed=0,
-        num_classes=3,
-    )
-    assert model.head.weights.shape == (4, 3)
-    features = np.asarray(model.apply_fn(model.params, inputs))
-    predictions = model.head.predict(features)
-    assert np.mean(predictions == labels) > 0.9
+def test_erm_trainer_resumes_to_the_same_parameters(tmp_path):
+    config = toy_erm_config(steps=120)
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    train.train_and_evaluate(config, straight)
+    config.num_train_steps = 50  # stopped early, then continued
+    train.train_and_evaluate(config, resumed)
+    config.num_train_steps = 120
+    train.train_and_evaluate(config, resumed)
+    a, b = erm.load(config, straight), erm.load(config, resumed)
+    jax.tree.map(np.testing.assert_array_equal, a.encoder.params, b.encoder.params)
+    np.testing.assert_array_equal(a.head.weights, b.head.weights)
 
-    path = str(tmp_path / "erm.msgpack")
-    transfer.save_erm(model, path)
-    restored = transfer.load_erm(encoder, inputs[:1], path)
-    restored_features = np.asarray(restored.apply_fn(restored.params, inputs))
-    np.testing.assert_array_equal(restored_features, features)
+
+def test_erm_minibatches_cover_each_pass_once_and_restart_deterministically():
+    split = _ArraySplit(np.zeros((10, 5), np.float32), np.zeros(10, np.int32))
+    batches = erm.ErmBatches(split, batch_size=3, seed=0)
+    first_pass = np.concatenate([batches.rows(step) for step in range(3)])
+    assert len(np.unique(first_pass)) == 9  # 3 batches of 3; one row skipped
+    later = batches.rows(7)  # the second batch of the third pass
     np.testing.assert_array_equal(
-        restored.head.logits(features), model.head.logits(features)
+        erm.ErmBatches(split, batch_size=3, seed=0).rows(7), later
     )
-    with pytest.raises(ValueError, match="num_classes"):
-        transfer.train_erm(
-            encoder, inputs, labels, num_steps=1, batch_size=8,
-            learning_rate=1e-2, seed=0, num_classes=1,
-        )  # fmt: skip
+    np.testing.assert_array_equal(batches.rows(1), first_pass[3:6])  # backwards
+    with pytest.raises(ValueError, match="erm_batch_size must be in"):
+        erm.ErmBatches(split, batch_size=11, seed=0)
 
 
 def tiny_config(argument):
-    """The benchmark's config, shrunk to seconds: tiny splits, 2 steps."""
-    get_config = spurious_benchmark.load_experiment(spurious_benchmark.EXPERIMENT)
+    """The spurious benchmark's config, shrunk to seconds: tiny splits, 2 steps."""
+    get_config = configs.load_experiment(
+        os.path.join(
+            os.path.dirname(__file__), "..", "experiments", "spurious_shapes3d.py"
+        )
+    )
     config = get_config(argument)
     config.num_train_steps = 2
     config.log_every_steps = 1
@@ -250,41 +296,30 @@ def tiny_config(argument):
 
 
 @pytest.mark.slow
-def test_benchmark_runs_end_to_end_and_reads_finished_runs_back(tmp_path, monkeypatch):
-    results = spurious_benchmark.run_benchmark(tiny_config, str(tmp_path), seeds=[0])
-    for key in ("method", "erm", "last_layer"):
-        (record,) = results[key]
-        assert 0.0 <= record["worst_group"] <= record["average"] <= 1.0
-        assert set(record["per_group"]) == {"0", "1", "2", "3"}
-    for path in (
-        "method_seed0/metrics.json",
-        "method_seed0/transfer.json",
-        "erm_seed0/params.msgpack",
-        "erm_seed0/erm.json",
-        "erm_seed0/last_layer.json",
-    ):
-        assert os.path.exists(tmp_path / path), path
-    with open(tmp_path / "erm_seed0/erm.json") as f:
-        assert json.load(f)["worst_group"] == results["erm"][0]["worst_group"]
+def test_spurious_benchmark_runs_end_to_end_and_reruns_without_training(
+    tmp_path, monkeypatch
+):
+    results = sweep.run_sweep(tiny_config, str(tmp_path), ["full"], seeds=1)
+    (final,) = results["full"]
+    for head in ("sparse_head", "method_last_layer", "erm", "erm_last_layer"):
+        average = final[f"transfer/{head}/test/average"]
+        assert 0.0 <= final[f"transfer/{head}/test/worst_group"] <= average <= 1.0
+    run_dir = tmp_path / "full_seed0"
+    with open(run_dir / "transfer.json") as f:
+        record = json.load(f)
+    assert set(record["sparse_head"]["test"]["per_group"]) == {"0", "1", "2", "3"}
+    assert len(record["features"]["erm"]["label_correlation"]) == 4  # k
+    assert (run_dir / "erm" / "checkpoints" / "3").is_dir()
 
-    # A restart trains nothing and returns the same numbers.
+    # Rerunning trains nothing (neither encoder) and gives the same numbers.
     def refuse(*args, **kwargs):
-        raise AssertionError("a finished run was recomputed")
+        raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(spurious_benchmark.train, "train_and_evaluate", refuse)
-    monkeypatch.setattr(spurious_benchmark.transfer, "train_erm", refuse)
-    again = spurious_benchmark.run_benchmark(tiny_config, str(tmp_path), seeds=[0])
-    for key in results:
-        assert again[key][0]["worst_group"] == results[key][0]["worst_group"]
-    assert 0.0 <= again["method"][0]["last_layer"]["worst_group"] <= 1.0
-    assert len(again["erm"][0]["feature_label_correlation"]) == 4  # k
-    table = spurious_benchmark.markdown_table(again, [0])
-    assert "| ERM | 1 |" in table
-    assert "worst-group accuracy" in table
-
-    # Evaluation pieces lost after training: recomputed from saved parameters.
-    os.remove(tmp_path / "erm_seed0/erm.json")
-    os.remove(tmp_path / "method_seed0/transfer.json")
-    third = spurious_benchmark.run_benchmark(tiny_config, str(tmp_path), seeds=[0])
-    for key in results:
-        assert third[key][0]["worst_group"] == results[key][0]["worst_group"]
+    monkeypatch.setattr(bilevel, "train_step", refuse)
+    monkeypatch.setattr(erm, "train_step", refuse)
+    again = train.train_and_evaluate(tiny_config("seed=0"), str(run_dir))
+    for key, value in final.items():
+        if key.startswith("transfer/"):
+            assert again[key] == value, key
+    table = sweep.markdown_table(results, sweep.TRANSFER_COLUMNS)
+    assert "| full | 1 |" in table and "ERM worst" in table

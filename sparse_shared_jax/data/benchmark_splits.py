@@ -76,10 +76,6 @@ class BenchmarkSplit:
         self._tokenize = tokenize
         self._source_rows = source_rows
 
-    def input_view(self) -> InputsView:
-        """The inputs as an indexable sequence (see `InputsView`)."""
-        return InputsView(self)
-
     def subset(self, name: str, rows: np.ndarray) -> BenchmarkSplit:
         """The split of this split's `rows` (int [m]), called `name`."""
         rows = np.asarray(rows, dtype=np.int64)
@@ -112,25 +108,6 @@ class BenchmarkSplit:
         if "text_pair" in records[0]:
             pairs = [_text(record["text_pair"]) for record in records]
         return self._tokenize(texts, pairs)
-
-
-class InputsView:
-    """A split's inputs as a read-only sequence: ``view[rows]`` is
-    ``split.inputs(rows)`` for an int array, a slice or an int (the shape of
-    NumPy indexing), so code written for an in-memory array of inputs
-    (e.g. `transfer.train_erm`) reads the split on demand."""
-
-    def __init__(self, split: BenchmarkSplit):
-        self._split = split
-
-    def __len__(self) -> int:
-        return len(self._split)
-
-    def __getitem__(self, index) -> np.ndarray:
-        rows = np.arange(len(self._split))[index]
-        if np.ndim(rows) == 0:
-            return self._split.inputs(np.reshape(rows, 1))[0]
-        return self._split.inputs(rows)
 
 
 def hold_out_validation(

@@ -148,21 +148,28 @@ def sample_split_factors(
 
 @dataclasses.dataclass(frozen=True)
 class SpuriousSplit:
-    """A labelled split of the benchmark.
+    """A labelled split of the benchmark (`data.labelled.LabelledSplit`).
 
     Attributes:
+      name: 'train', 'validation' or 'test'.
       images: float32 [n, 64, 64, 3].
-      labels: int32 [n], the target (binarised shape).
-      attributes: int32 [n], the spurious attribute (binarised floor hue).
-      groups: int32 [n], 2 * label + attribute.
       factors: int64 [n, 6], the scenes' factor indices.
+      labels: int32 [n] columns: 'label' (the target, binarised shape),
+        'attribute' (the spurious attribute, binarised floor hue) and
+        'group' (2 * label + attribute).
     """
 
+    name: str
     images: np.ndarray
-    labels: np.ndarray
-    attributes: np.ndarray
-    groups: np.ndarray
     factors: np.ndarray
+    labels: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def inputs(self, rows: np.ndarray) -> np.ndarray:
+        """The images of `rows` (int [b]): float32 [b, 64, 64, 3]."""
+        return self.images[np.asarray(rows, dtype=np.int64)]
 
 
 class SpuriousShapes3D(GroundTruthDataset):
@@ -258,9 +265,16 @@ class SpuriousShapes3D(GroundTruthDataset):
         factors = self._split_factors[name]
         labels, attributes = labels_of(factors), attributes_of(factors)
         return SpuriousSplit(
+            name=name,
             images=self.observations(factors),
-            labels=labels,
-            attributes=attributes,
-            groups=groups_of(labels, attributes),
             factors=factors,
+            labels={
+                "label": labels,
+                "attribute": attributes,
+                "group": groups_of(labels, attributes),
+            },
         )
+
+    def labelled_splits(self) -> dict[str, SpuriousSplit]:
+        """Every split, rendered: name -> SpuriousSplit (for transfer)."""
+        return {name: self.split(name) for name in SPLITS}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
+
+import numpy as np
 
 MODALITIES = ("image", "text")
 
@@ -33,6 +36,10 @@ class BenchmarkSpec:
         (report out-of-distribution accuracy on held-out domains).
       meta_labels: extra per-example label fields usable as meta-training tasks.
       manual_download: how to obtain the files and where to put them.
+      extra_scores: (name, score) pairs of the benchmark's own scores,
+        reported next to average and worst-group accuracy; a score maps
+        predictions int [n] and the label columns of the same examples to a
+        float (e.g. CivilComments-WILDS' worst identity group).
     """
 
     name: str
@@ -43,6 +50,9 @@ class BenchmarkSpec:
     shift: str
     meta_labels: tuple[str, ...]
     manual_download: str
+    extra_scores: tuple[
+        tuple[str, Callable[[np.ndarray, Mapping[str, np.ndarray]], float]], ...
+    ] = ()
 
     def __post_init__(self):
         if self.modality not in MODALITIES:

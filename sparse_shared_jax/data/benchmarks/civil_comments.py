@@ -51,9 +51,10 @@ source[0]["text"].decode()  # text comes back as UTF-8 bytes
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
@@ -94,6 +95,37 @@ DATA_FILE = "all_data_with_identities.csv"
 _CSV_SPLITS = {"train": "train", "validation": "val", "test": "test"}
 _COLUMNS = ("id", "comment_text", "split", "toxicity", *TOXICITY_TYPES, *IDENTITIES)
 
+
+def mention_field(identity: str) -> str:
+    """The example field of an identity, e.g. 'LGBTQ' -> 'mentions_lgbtq'."""
+    return f"mentions_{identity.lower()}"
+
+
+def worst_identity_group(
+    predictions: np.ndarray, labels: Mapping[str, np.ndarray]
+) -> float:
+    """CivilComments-WILDS' metric: the worst accuracy over its 16 groups.
+
+    Group (identity j, label y) holds the comments that mention j and have
+    label y; a comment mentioning several identities is in several groups.
+    Empty groups are skipped.
+
+    Args:
+      predictions: int [n].
+      labels: field -> int [n], with 'label' and every ``mentions_<identity>``.
+    """
+    correct = predictions == labels["label"]
+    accuracies = [
+        correct[members].mean()
+        for identity in IDENTITIES
+        for y in (0, 1)
+        if (
+            members := (labels[mention_field(identity)] == 1) & (labels["label"] == y)
+        ).any()
+    ]
+    return float(min(accuracies)) if accuracies else float("nan")
+
+
 CIVIL_COMMENTS = BenchmarkSpec(
     name="civil_comments_wilds",
     modality="text",
@@ -111,12 +143,8 @@ package (pip install wilds), run in Python
   wilds.get_dataset("civilcomments", root_dir="<manual_dir>", download=True)
 Either way the manual directory then holds civilcomments_v1.0/{DATA_FILE}
 (the file may also sit in the manual directory itself).""",
+    extra_scores=(("worst_identity_group", worst_identity_group),),
 )
-
-
-def mention_field(identity: str) -> str:
-    """The example field of an identity, e.g. 'LGBTQ' -> 'mentions_lgbtq'."""
-    return f"mentions_{identity.lower()}"
 
 
 def _score(record: Record, column: str, *, required: bool) -> float:

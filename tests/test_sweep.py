@@ -1,10 +1,10 @@
-"""The ablation sweep and its Markdown table."""
+"""Sweeps over ablations, seeds and grids, and their Markdown tables."""
 
 import os
 
 import pytest
 
-from sparse_shared_jax import ablation
+from sparse_shared_jax import configs, sweep
 
 EXPERIMENT = os.path.join(
     os.path.dirname(__file__), "..", "experiments", "nonlinear_mixing.py"
@@ -12,7 +12,7 @@ EXPERIMENT = os.path.join(
 
 
 def tiny_get_config():
-    get_config = ablation.load_experiment(EXPERIMENT)
+    get_config = configs.load_experiment(EXPERIMENT)
 
     def get_tiny_config(argument):
         config = get_config(argument)
@@ -32,7 +32,7 @@ def tiny_get_config():
 
 def test_sweep_runs_each_ablation_and_seed_once_and_tabulates(tmp_path):
     get_config = tiny_get_config()
-    results = ablation.run_sweep(get_config, str(tmp_path), ["erm", "full"], seeds=2)
+    results = sweep.run_sweep(get_config, str(tmp_path), ["erm", "full"], seeds=2)
     assert sorted(os.listdir(tmp_path)) == [
         "erm_seed0",
         "erm_seed1",
@@ -46,26 +46,26 @@ def test_sweep_runs_each_ablation_and_seed_once_and_tabulates(tmp_path):
     def fail(argument):
         raise AssertionError(f"finished run {argument} was repeated")
 
-    again = ablation.run_sweep(fail, str(tmp_path), ["erm", "full"], seeds=2)
+    again = sweep.run_sweep(fail, str(tmp_path), ["erm", "full"], seeds=2)
     assert again == results
     # Tabulating only finished runs: seed 2 was never trained, so it is left out.
-    finished = ablation.run_sweep(
+    finished = sweep.run_sweep(
         fail, str(tmp_path), ["erm", "full"], seeds=3, train_missing=False
     )
     assert finished == results
 
-    table = ablation.markdown_table(results).splitlines()
+    table = sweep.markdown_table(results).splitlines()
     assert table[0].startswith("| run | seeds | DCI D | DCI C")
     assert table[2].startswith("| erm | 2 | ")
     assert len(table) == 4 and all(" ± " in line for line in table[2:])
 
 
 def test_grid_runs_every_combination_in_its_own_workdir(tmp_path):
-    assert ablation.grid_cells(["rho=0,0.9", "share_weight=0.1"]) == [
+    assert sweep.grid_cells(["rho=0,0.9", "share_weight=0.1"]) == [
         "rho=0,share_weight=0.1",
         "rho=0.9,share_weight=0.1",
     ]
-    assert ablation.grid_cells([]) == [""]
+    assert sweep.grid_cells([]) == [""]
     seen = []
     get_tiny_config = tiny_get_config()
 
@@ -73,7 +73,7 @@ def test_grid_runs_every_combination_in_its_own_workdir(tmp_path):
         seen.append(argument)
         return get_tiny_config(argument)
 
-    results = ablation.run_sweep(
+    results = sweep.run_sweep(
         get_config,
         str(tmp_path),
         ["full"],
@@ -93,11 +93,11 @@ def test_grid_runs_every_combination_in_its_own_workdir(tmp_path):
         "full, share_weight=0,inner.alpha=0.2",
         "full, share_weight=0.3,inner.alpha=0.2",
     ]
-    table = ablation.markdown_table(results)
+    table = sweep.markdown_table(results)
     assert "| full, share_weight=0.3,inner.alpha=0.2 | 1 | " in table
 
 
 @pytest.mark.parametrize("entry", ["rho", "rho=", "=0.1"])
 def test_bad_grid_entries_are_named(entry):
     with pytest.raises(ValueError, match="--grid"):
-        ablation.grid_cells([entry])
+        sweep.grid_cells([entry])

@@ -1,6 +1,6 @@
-"""Runs the ablations of docs/method.md over seeds (and a grid) and writes a table.
+"""Sweeps: runs an experiment over ablations, seeds and a grid; tabulates.
 
-    python -m sparse_shared_jax.ablation --experiment=experiments/shapes3d.py \\
+    python -m sparse_shared_jax.sweep --experiment=experiments/shapes3d.py \\
         --workdir=workdirs/ablation_shapes3d --seeds=3 \\
         --output=results/ablation_shapes3d.md
 
@@ -12,7 +12,11 @@ interrupted sweep continues where it stopped. A grid sweeps config arguments:
     --grid=rho=0,0.5,0.9 --grid=share_weight=0,0.01,0.1
 
 runs every combination (here 9) for every ablation and seed. The table has
-one row per ablation and grid cell: mean ± standard deviation over seeds.
+one row per ablation and grid cell: mean ± standard deviation over seeds of
+the columns --columns names: 'disentanglement' (the standard protocol's
+metrics, the default), 'fast' (the same with random-forest DCI) or
+'transfer' (the transfer evaluation's test accuracies, for experiments
+with a transfer section such as experiments/spurious_shapes3d.py).
 """
 
 from __future__ import annotations
@@ -48,8 +52,14 @@ def _define_flags() -> None:
         "A config argument and its values, 'key=v1,v2,...'; repeat the flag for "
         "a grid over several (every combination runs).",
     )
+    flags.DEFINE_enum(
+        "columns",
+        "disentanglement",
+        list(COLUMN_SETS),
+        "The table's columns: disentanglement, fast or transfer metrics.",
+    )
     flags.DEFINE_string(
-        "output", None, "Markdown table path (default <workdir>/ablation.md)."
+        "output", None, "Markdown table path (default <workdir>/sweep.md)."
     )
     flags.DEFINE_bool(
         "table_only", False, "Tabulate the finished runs without training the others."
@@ -79,6 +89,23 @@ FAST_COLUMNS = tuple(
     else (title, key)
     for title, key in COLUMNS
 )
+# Test accuracy (average / worst group) of every head of a transfer evaluation.
+TRANSFER_COLUMNS = (
+    ("sparse head avg.", "transfer/sparse_head/test/average"),
+    ("sparse head worst", "transfer/sparse_head/test/worst_group"),
+    ("ERM avg.", "transfer/erm/test/average"),
+    ("ERM worst", "transfer/erm/test/worst_group"),
+    ("last layer (ERM) avg.", "transfer/erm_last_layer/test/average"),
+    ("last layer (ERM) worst", "transfer/erm_last_layer/test/worst_group"),
+    ("last layer (method) avg.", "transfer/method_last_layer/test/average"),
+    ("last layer (method) worst", "transfer/method_last_layer/test/worst_group"),
+    ("MCC", "eval/mcc"),
+)
+COLUMN_SETS = {
+    "disentanglement": COLUMNS,
+    "fast": FAST_COLUMNS,
+    "transfer": TRANSFER_COLUMNS,
+}
 
 
 def grid_cells(grid: Sequence[str]) -> list[str]:
@@ -198,14 +225,15 @@ def main(argv):
         train_missing=not FLAGS.table_only,
         grid=FLAGS.grid,
     )
-    output = FLAGS.output or os.path.join(FLAGS.workdir, "ablation.md")
+    output = FLAGS.output or os.path.join(FLAGS.workdir, "sweep.md")
     command = (
-        f"python -m sparse_shared_jax.ablation --experiment={FLAGS.experiment} "
+        f"python -m sparse_shared_jax.sweep --experiment={FLAGS.experiment} "
         f"--ablations={','.join(FLAGS.ablations)} --seeds={FLAGS.seeds}"
         + "".join(f" --grid={entry}" for entry in FLAGS.grid)
         + (f" --argument={FLAGS.argument}" if FLAGS.argument else "")
+        + (f" --columns={FLAGS.columns}" if FLAGS.columns != "disentanglement" else "")
     )
-    table = markdown_table(results)
+    table = markdown_table(results, COLUMN_SETS[FLAGS.columns])
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     atomic_files.write_text(output, f"Made by `{command}`.\n\n{table}")
     print(table)
