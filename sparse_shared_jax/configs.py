@@ -102,10 +102,14 @@ def base_config() -> ml_collections.ConfigDict:
 
     # The feature-sharing regulariser.
     config.share = ml_collections.ConfigDict()
-    config.share.weight = 0.01  # lambda_share
-    # 'usage' (entropy of the average usage), 'per_feature' or 'count' (a
-    # smooth count of the features used; see losses.sharing_regularizer).
-    config.share.variant = "usage"
+    # lambda_share. Chosen with the variant by the sweeps in results/
+    # (sharing_nonlinear_mixing.md, sharing_shapes3d.md): the 'count' term at
+    # 0.03 removes redundant features at rho <= 0.5; every weight that does
+    # so collapses features at rho = 0.9 (see the README).
+    config.share.weight = 0.03
+    # 'count' (a smooth count of the features used), 'usage' (entropy of the
+    # average usage) or 'per_feature'; see losses.sharing_regularizer.
+    config.share.variant = "count"
     config.share.temperature = 0.5  # 'count' only: when a feature counts as rare
     # The weight rises linearly from 0 over this many steps ('outer' placement).
     config.share.warmup_steps = 0

@@ -341,9 +341,16 @@ class _LossGuard:
             )
 
 
-def format_scalars(metrics: dict[str, float]) -> str:
-    """'name=value ...' sorted by name, 4 significant digits."""
-    return " ".join(f"{name}={value:.4g}" for name, value in sorted(metrics.items()))
+def format_scalars(metrics: dict) -> str:
+    """'name=value ...' sorted by name, numbers to 4 significant digits."""
+
+    def text(value):
+        try:
+            return f"{value:.4g}"
+        except (TypeError, ValueError):
+            return str(value)
+
+    return " ".join(f"{name}={text(value)}" for name, value in sorted(metrics.items()))
 
 
 def solver_warnings(config, values: dict[str, float]) -> list[str]:
