@@ -13,6 +13,8 @@ comma-separated list of
 * ``share_weight=<float>``: lambda_share;
 * ``alpha=<float>``: the sparsity weight (fraction of lambda_max);
 * ``seed=<int>``: the run's seed;
+* ``steps=<int>``: num_train_steps (e.g. the long setting of
+  experiments/shapes3d.py, ``:steps=5000``);
 * ``<section>.<field>=<value>``: any other config field, e.g.
   ``share.warmup_steps=200`` (the value is read as the field's type; a
   tuple as values separated by ``;``). This is what sweeps over a field use
@@ -278,13 +280,15 @@ def apply_arguments(
             config.inner.alpha = float(value)
         elif key == "seed":
             config.seed = int(value)
+        elif key == "steps":
+            config.num_train_steps = int(value)
         elif "." in key:
             set_field(config, key, value)
         else:
             raise ValueError(
                 f"Unknown config argument {key!r} in {argument!r}; use an ablation "
                 f"{ABLATIONS}, rho=, share_variant=, share_placement=, "
-                "share_weight=, alpha=, seed= or <section>.<field>=<value>."
+                "share_weight=, alpha=, seed=, steps= or <section>.<field>=<value>."
             )
     return config
 
