@@ -20,14 +20,11 @@ in.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 
-import ml_collections
 from absl import app, flags
 
-from sparse_shared_jax import data, evaluate, trained_encoder
+from sparse_shared_jax import checkpoints, data, evaluate, trained_encoder
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "The run's workdir (holds config.json).")
@@ -47,8 +44,7 @@ COLUMNS = (
 
 def main(argv):
     del argv
-    with open(os.path.join(FLAGS.workdir, "config.json")) as f:
-        config = ml_collections.ConfigDict(json.load(f))
+    config = checkpoints.read_config(FLAGS.workdir)
     dataset = data.ground_truth(config.data.name, **config.data.options.to_dict())
     lines = [
         "| step | " + " | ".join(title for title, _ in COLUMNS) + " | seconds |",

@@ -17,6 +17,7 @@ import orbax.checkpoint as ocp
 from flax.training import train_state
 
 from sparse_shared_jax import atomic_files, configs
+from sparse_shared_jax.data import benchmarks
 
 CHECKPOINT_DIR = "checkpoints"
 CONFIG_FILE = "config.json"
@@ -93,6 +94,34 @@ def check_workdir_config(
             )
     if write:
         atomic_files.write_text(path, config.to_json(indent=2))
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config a run recorded in `workdir/config.json`.
+
+    Fields added to the package after the run was recorded get their
+    defaults (the values the run behaved as); runs recorded before
+    config.trainer existed get the trainer that ran them.
+    """
+    with open(os.path.join(workdir, CONFIG_FILE)) as f:
+        stored = json.load(f)
+    name = stored["data"]["name"]
+    if name.split("/")[0] in benchmarks.BENCHMARKS:
+        defaults = configs.benchmark_config(name).to_dict()
+    else:
+        defaults = configs.base_config().to_dict()
+    return ml_collections.ConfigDict(_merge(defaults, stored))
+
+
+def _merge(defaults: dict, stored: dict) -> dict:
+    """`stored`, with the keys it lacks taken from `defaults` (recursively)."""
+    merged = dict(defaults)
+    for key, value in stored.items():
+        if isinstance(value, dict) and isinstance(defaults.get(key), dict):
+            merged[key] = _merge(defaults[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _saved_tree(state: train_state.TrainState) -> dict:
