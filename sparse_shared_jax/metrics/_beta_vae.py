@@ -77,13 +77,10 @@ def _points(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features [num_points, D] and fixed-factor labels int [num_points]."""
     labels = rng.integers(0, len(sizes), num_points)  # [P]
-    drawn = 0
 
-    def draw_batches(m: int) -> np.ndarray:
+    def draw_batches(fixed: np.ndarray) -> np.ndarray:
         # Both members of each pair, stacked: [m, 2 * batch_size, K].
-        nonlocal drawn
-        fixed = labels[drawn : drawn + m]
-        drawn += m
+        m = len(fixed)
         first = _intervention.sample_factors(sizes, m * batch_size, rng)
         second = _intervention.sample_factors(sizes, m * batch_size, rng)
         first = first.reshape(m, batch_size, -1)
@@ -92,6 +89,6 @@ def _points(
         second[rows, :, fixed] = first[rows, :, fixed]
         return np.concatenate([first, second], axis=1)
 
-    codes = _intervention.batched_codes(represent, draw_batches, num_points)
+    codes = _intervention.batched_codes(represent, labels, draw_batches)
     difference = codes[:, :batch_size] - codes[:, batch_size:]  # [P, b, D]
     return np.mean(np.abs(difference), axis=1), labels

@@ -104,19 +104,16 @@ def _votes(
 ) -> np.ndarray:
     """Vote counts int [K, D]: [k, d] = votes for code d with factor k fixed."""
     fixed_factors = rng.integers(0, len(sizes), num_votes)  # [V]
-    drawn = 0
 
-    def draw_batches(m: int) -> np.ndarray:
-        nonlocal drawn
-        fixed = fixed_factors[drawn : drawn + m]
-        drawn += m
+    def draw_batches(fixed: np.ndarray) -> np.ndarray:
+        m = len(fixed)
         factors = _intervention.sample_factors(sizes, m * batch_size, rng)
         factors = factors.reshape(m, batch_size, -1)  # [m, b, K]
         rows = np.arange(m)
         factors[rows, :, fixed] = factors[rows, :1, fixed]
         return factors
 
-    codes = _intervention.batched_codes(represent, draw_batches, num_votes)
+    codes = _intervention.batched_codes(represent, fixed_factors, draw_batches)
     local_variances = np.var(codes, axis=1, ddof=1)  # [V, D]
     ratio = np.where(
         active, local_variances / np.where(active, global_variances, 1.0), np.inf

@@ -64,22 +64,23 @@ def represent_checked(represent: Represent, factors: np.ndarray) -> np.ndarray:
 
 def batched_codes(
     represent: Represent,
-    draw_batches: Callable[[int], np.ndarray],
-    num_batches: int,
+    fixed_factors: np.ndarray,
+    draw_batches: Callable[[np.ndarray], np.ndarray],
 ) -> np.ndarray:
-    """Codes of `num_batches` batches of factors, a few hundred batches per call.
+    """Codes of one batch of factors per point, a few hundred batches per call.
 
     Args:
       represent: factors int [n, K] -> codes [n, D].
-      draw_batches: m -> factors int [m, b, K] of m new batches.
-      num_batches: how many batches in all.
+      fixed_factors: int [P], the factor each point holds fixed.
+      draw_batches: fixed int [m] -> factors int [m, b, K], m new batches,
+        batch i holding factor fixed[i] fixed.
 
     Returns:
-      codes [num_batches, b, D].
+      codes [P, b, D].
     """
     chunks = []
-    for start in range(0, num_batches, _BATCHES_PER_CALL):
-        factors = draw_batches(min(_BATCHES_PER_CALL, num_batches - start))
+    for start in range(0, len(fixed_factors), _BATCHES_PER_CALL):
+        factors = draw_batches(fixed_factors[start : start + _BATCHES_PER_CALL])
         m, b, k = factors.shape
         codes = represent_checked(represent, factors.reshape(m * b, k))
         chunks.append(codes.reshape(m, b, -1))
