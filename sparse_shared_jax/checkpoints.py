@@ -18,6 +18,7 @@ from flax.training import train_state
 
 from sparse_shared_jax import atomic_files, configs
 from sparse_shared_jax.data import benchmarks
+from sparse_shared_jax.errors import CheckpointError, WorkdirError
 
 CHECKPOINT_DIR = "checkpoints"
 CONFIG_FILE = "config.json"
@@ -87,7 +88,7 @@ def check_workdir_config(
             details = "; ".join(
                 f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in differing
             )
-            raise ValueError(
+            raise WorkdirError(
                 f"The workdir {workdir} holds a run with a different config "
                 f"({details}). Use a new --workdir, or restore those values to "
                 "resume the old run."
@@ -166,7 +167,7 @@ class Checkpointer:
                 step, args=ocp.args.StandardRestore(target)
             )
         except Exception as error:  # orbax raises many types for bad files
-            raise ValueError(
+            raise CheckpointError(
                 f"Cannot restore checkpoint {os.path.join(self.directory, str(step))}"
                 f" ({type(error).__name__}: {error}). It is corrupt or was written "
                 "by a different model/optimiser; delete that step directory to "

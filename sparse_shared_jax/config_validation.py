@@ -11,6 +11,7 @@ import ml_collections
 
 from sparse_shared_jax import bilevel, data, evaluate, inner, models, parallel
 from sparse_shared_jax.data import benchmarks, labelled, meta_tasks
+from sparse_shared_jax.errors import ConfigError, DataError
 
 # The inner task loss of each label type of the task distribution.
 LOSS_OF_LABEL_TYPE = {
@@ -23,7 +24,7 @@ OPTIMIZERS = ("adam", "adamw")
 
 def _require(condition: bool, field: str, requirement: str, value) -> None:
     if not condition:
-        raise ValueError(f"config.{field} must be {requirement}; got {value!r}.")
+        raise ConfigError(f"config.{field} must be {requirement}; got {value!r}.")
 
 
 def _require_choice(config, field: str, choices) -> None:
@@ -68,7 +69,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     """Raises ValueError naming the first field of a ground-truth config
     (config.trainer 'ground_truth') out of range."""
     if is_benchmark_config(config):
-        raise ValueError(
+        raise ConfigError(
             f"config.data.name {config.data.name!r} is a real benchmark: start "
             "its config from configs.benchmark_config (config.trainer "
             "'benchmark'), as experiments/celeba.py does."
@@ -155,7 +156,7 @@ def validate_benchmark_config(config: ml_collections.ConfigDict) -> None:
             config.data.vocab_path,
         )
         if not os.path.isfile(config.data.vocab_path):
-            raise FileNotFoundError(
+            raise DataError(
                 f"config.data.vocab_path: no file at {config.data.vocab_path!r}."
             )
         _require(
@@ -165,7 +166,7 @@ def validate_benchmark_config(config: ml_collections.ConfigDict) -> None:
             config.model.name,
         )
     elif config.model.name == "bert":
-        raise ValueError(
+        raise ConfigError(
             f"config.model.name is 'bert' but {spec.name} is an image benchmark; "
             "use 'resnet18', 'resnet50' or 'conv'."
         )
@@ -202,4 +203,6 @@ def bilevel_settings(config: ml_collections.ConfigDict) -> bilevel.BilevelSettin
             share_smoothing=config.share.smoothing,
         )
     except ValueError as error:
-        raise ValueError(f"Invalid config.inner/config.share value: {error}") from error
+        raise ConfigError(
+            f"Invalid config.inner/config.share value: {error}"
+        ) from error

@@ -25,6 +25,7 @@ For example ``experiments/shapes3d.py:erm,rho=0.5,seed=2``.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from collections.abc import Callable
 import ml_collections
 
 from sparse_shared_jax import inner
+from sparse_shared_jax.errors import ConfigError, DataError
 
 ABLATIONS = ("full", "sparse_only", "share_only", "erm")
 
@@ -240,7 +242,7 @@ def transfer_config(alphas) -> ml_collections.ConfigDict:
 def apply_ablation(config: ml_collections.ConfigDict, ablation: str) -> None:
     """Switches off sparsity and/or sharing for an ablation (in place)."""
     if ablation not in ABLATIONS:
-        raise ValueError(f"Unknown ablation {ablation!r}; choose one of {ABLATIONS}.")
+        raise ConfigError(f"Unknown ablation {ablation!r}; choose one of {ABLATIONS}.")
     if ablation in ("share_only", "erm"):
         config.inner.alpha = 0.0
     if ablation in ("sparse_only", "erm"):
@@ -265,7 +267,7 @@ def apply_arguments(
         key, value = (part.strip() for part in token.split("=", 1))
         if key == "rho":
             if "correlation" not in config.data:
-                raise ValueError(
+                raise ConfigError(
                     f"rho= in {argument!r}: this experiment's data has no factor "
                     "correlation (real benchmarks)."
                 )
@@ -285,7 +287,7 @@ def apply_arguments(
         elif "." in key:
             set_field(config, key, value)
         else:
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown config argument {key!r} in {argument!r}; use an ablation "
                 f"{ABLATIONS}, rho=, share_variant=, share_placement=, "
                 "share_weight=, alpha=, seed=, steps= or <section>.<field>=<value>."
@@ -306,10 +308,12 @@ def set_field(config: ml_collections.ConfigDict, path: str, text: str) -> None:
         if section not in parent or not isinstance(
             parent[section], ml_collections.ConfigDict
         ):
-            raise ValueError(f"No config section {section!r} in {path!r}.")
+            raise ConfigError(f"No config section {section!r} in {path!r}.")
         parent = parent[section]
     if name not in parent:
-        raise ValueError(f"No config field {path!r}.")
+        raise ConfigError(
+            f"No config field {path!r}{did_you_mean(path, field_paths(config))}."
+        )
     current = parent[name]
     try:
         if isinstance(current, bool):
@@ -324,7 +328,7 @@ def set_field(config: ml_collections.ConfigDict, path: str, text: str) -> None:
         else:
             raise ValueError(text)
     except ValueError:
-        raise ValueError(
+        raise ConfigError(
             f"config.{path}={text!r}: expected a value of type "
             f"{type(current).__name__}."
         ) from None
@@ -338,8 +342,25 @@ def load_experiment(path: str) -> Callable[[str | None], ml_collections.ConfigDi
       FileNotFoundError: if there is no file at `path`.
     """
     if not os.path.exists(path):
-        raise FileNotFoundError(f"No experiment config file at {path!r}.")
+        raise DataError(f"No experiment config file at {path!r}.")
     spec = importlib.util.spec_from_file_location("experiment", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config
+
+
+def field_paths(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+    """Every field of `config` as a dotted path, e.g. 'inner.alpha'."""
+    paths = []
+    for key, value in config.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            paths += field_paths(value, f"{prefix}{key}.")
+        else:
+            paths.append(f"{prefix}{key}")
+    return paths
+
+
+def did_you_mean(path: str, paths: list[str]) -> str:
+    """ " (did you mean X?)" for the closest of `paths` to `path`, or ''."""
+    close = difflib.get_close_matches(path, paths, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

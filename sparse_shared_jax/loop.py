@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
@@ -28,6 +30,7 @@ import numpy as np
 import optax
 from absl import logging
 from flax.training import train_state
+from jax.experimental import multihost_utils
 
 from sparse_shared_jax import (
     atomic_files,
@@ -43,6 +46,8 @@ EVAL_SEED_OFFSET = 1_000_003
 # Warn when the inner solver stops at maxiter on more than this fraction of
 # an episode's tasks.
 UNCONVERGED_WARNING = 0.1
+# Between log steps, a short progress line at least this often (seconds).
+HEARTBEAT_SECONDS = 30.0
 
 
 class Trainer(Protocol):
@@ -247,6 +252,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, trainer: Trainer) -> di
     writer = scalar_logs.ScalarWriter(workdir, enabled=parallel.is_main_process())
     try:
         state = resume_or_start(config, state, checkpointer, job.encoder_key)
+        step = int(state.step)
+        writer.drop_after(step, evaluations_at_step=step >= config.num_train_steps)
         state = run_training_loop(
             config,
             state,
@@ -311,6 +318,66 @@ def restore(
 
 class NonFiniteLossError(FloatingPointError):
     """The outer loss became NaN or infinite."""
+
+
+class TrainingInterruptedError(Exception):
+    """Training stopped at SIGINT or SIGTERM, after saving a checkpoint.
+
+    Attributes:
+      signal_number: the signal (signal.SIGINT or signal.SIGTERM).
+      step: the step of the saved checkpoint.
+    """
+
+    def __init__(self, signal_number: int, step: int, directory: str):
+        self.signal_number, self.step = signal_number, step
+        super().__init__(
+            f"Stopped by {signal.Signals(signal_number).name} after step {step}; "
+            f"checkpoint saved in {directory}."
+        )
+
+
+class _StopSignals:
+    """While active, SIGINT and SIGTERM ask the loop to stop after the current
+    step (it saves a checkpoint first); a second signal stops at once.
+
+    Cluster schedulers and TPU VMs preempt with SIGTERM; Ctrl-C is SIGINT.
+    Only the main thread can install handlers: elsewhere this does nothing.
+    """
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc_info):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+    def _handle(self, number, frame):
+        self.received = number
+        for other, handler in self._previous.items():  # the next one stops at once
+            signal.signal(other, handler)
+        logging.warning(
+            "%s: stopping after the current step and saving a checkpoint "
+            "(send it again to stop at once)",
+            signal.Signals(number).name,
+        )
+
+    def requested(self) -> int | None:
+        """The signal that asked for a stop, in any process (a collective
+        in a multi-process job, so that all stop at the same step)."""
+        if jax.process_count() == 1:
+            return self.received
+        everyone = multihost_utils.process_allgather(
+            np.asarray(self.received or 0, np.int32)
+        )
+        return int(np.max(everyone)) or None
 
 
 class _LossGuard:
@@ -403,50 +470,81 @@ def run_training_loop(
     guard = _LossGuard()
     start_step = int(state.step)
     total = config.num_train_steps
+    if start_step >= total:
+        logging.info(
+            "Training finished at step %d already (num_train_steps %d); only "
+            "the final evaluation runs",
+            start_step,
+            total,
+        )
+        return state
     logging.info("Training steps %d..%d of %d", start_step + 1, total, total)
     logging.info("Compiling the training step (the first step takes longest)")
     start_time = time.perf_counter()
     rate_start = (start_step, start_time)  # steps/s counts from after compiling
-    for step in range(start_step + 1, total + 1):
-        batch = batch_at(step - 1)
-        state, step_metrics = train_step(state, batch)
-        guard.add(step, step_metrics["loss"])
-        if step == start_step + 1:
-            jax.block_until_ready(step_metrics)
-            rate_start = (step, time.perf_counter())
-            logging.info(
-                "step %d took %.1fs (compiling the training step)",
-                step,
-                rate_start[1] - start_time,
-            )
-        is_last = step == total
-        if step % config.log_every_steps == 0 or is_last:
-            guard.check(_checkpoint_name(checkpointer))
-            values = {k: float(v) for k, v in step_metrics.items()}
-            writer.write_scalars(step, {f"train/{k}": v for k, v in values.items()})
-            timed_steps = step - rate_start[0]  # nan until a step after compiling
-            rate = timed_steps / (time.perf_counter() - rate_start[1] or 1e-9)
-            rate = rate if timed_steps else float("nan")
-            logging.info(
-                "step %d/%d (%.2f steps/s, ETA %.0fs): %s",
-                step,
-                total,
-                rate,
-                (total - step) / rate if timed_steps else float("nan"),
-                format_scalars(step_metrics),
-            )
-            for warning in solver_warnings(config, values) + (
-                warnings_at(step, values) if warnings_at else []
-            ):
-                logging.warning("step %d: %s", step, warning)
-        if evaluate_at and step % config.eval_every_steps == 0 and not is_last:
-            scores = evaluate_at(state, step)
-            writer.write_scalars(step, {f"eval/{k}": v for k, v in scores.items()})
-            logging.info("evaluation at step %d: %s", step, format_scalars(scores))
-        if step % config.checkpoint.every_steps == 0 or is_last:
-            guard.check(_checkpoint_name(checkpointer))
-            checkpointer.save(step, state)
+    last_line = start_time
+    with _StopSignals() as stop_signals:
+        for step in range(start_step + 1, total + 1):
+            state, step_metrics = train_step(state, batch_at(step - 1))
+            guard.add(step, step_metrics["loss"])
+            if step == start_step + 1:
+                jax.block_until_ready(step_metrics)
+                rate_start = (step, time.perf_counter())
+                last_line = rate_start[1]
+                logging.info(
+                    "step %d took %.1fs (compiling the training step)",
+                    step,
+                    rate_start[1] - start_time,
+                )
+            is_last = step == total
+
+            if step % config.log_every_steps == 0 or is_last:
+                guard.check(_checkpoint_name(checkpointer))
+                values = {k: float(v) for k, v in step_metrics.items()}
+                writer.write_scalars(step, {f"train/{k}": v for k, v in values.items()})
+                logging.info(
+                    "step %d/%d (%.2f steps/s, ETA %.0fs): %s",
+                    step,
+                    total,
+                    *_rate_and_eta(step, total, rate_start),
+                    format_scalars(step_metrics),
+                )
+                last_line = time.perf_counter()
+                for warning in solver_warnings(config, values) + (
+                    warnings_at(step, values) if warnings_at else []
+                ):
+                    logging.warning("step %d: %s", step, warning)
+            elif time.perf_counter() - last_line > HEARTBEAT_SECONDS:
+                logging.info(
+                    "step %d/%d (%.2f steps/s, ETA %.0fs); scalars every %d steps",
+                    step,
+                    total,
+                    *_rate_and_eta(step, total, rate_start),
+                    config.log_every_steps,
+                )
+                last_line = time.perf_counter()
+            if evaluate_at and step % config.eval_every_steps == 0 and not is_last:
+                scores = evaluate_at(state, step)
+                writer.write_scalars(step, {f"eval/{k}": v for k, v in scores.items()})
+                logging.info("evaluation at step %d: %s", step, format_scalars(scores))
+                last_line = time.perf_counter()
+            received = stop_signals.requested()
+            if step % config.checkpoint.every_steps == 0 or is_last or received:
+                guard.check(_checkpoint_name(checkpointer))
+                checkpointer.save(step, state)
+            if received and not is_last:
+                raise TrainingInterruptedError(received, step, checkpointer.directory)
     return state
+
+
+def _rate_and_eta(step: int, total: int, rate_start: tuple[int, float]):
+    """(steps/s, seconds left) since `rate_start` (step, time); nan before
+    any step after compiling has run."""
+    timed_steps = step - rate_start[0]
+    if not timed_steps:
+        return float("nan"), float("nan")
+    rate = timed_steps / (time.perf_counter() - rate_start[1] or 1e-9)
+    return rate, (total - step) / rate
 
 
 def _checkpoint_name(checkpointer: checkpoints.Checkpointer) -> str:

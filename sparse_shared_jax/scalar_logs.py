@@ -17,6 +17,8 @@ from collections import defaultdict
 
 from absl import logging
 
+from sparse_shared_jax import atomic_files
+
 SCALARS_FILE = "scalars.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 
@@ -71,6 +73,27 @@ class ScalarWriter:
     @property
     def has_tensorboard(self) -> bool:
         return self._tensorboard is not None
+
+    def drop_after(self, step: int, evaluations_at_step: bool = False) -> None:
+        """Deletes the JSON-lines records after `step`, which a run resumed
+        from its checkpoint at `step` logs again; with `evaluations_at_step`
+        also the records at `step` without training scalars (the final
+        evaluation, which a finished run rerun writes again). TensorBoard
+        event files keep theirs (TensorBoard shows the latest of a step)."""
+        if not self._enabled or not os.path.exists(self._path):
+            return
+        with open(self._path) as f:
+            lines = f.readlines()
+
+        def keep(line: str) -> bool:
+            record = json.loads(line)
+            if record["step"] != step or not evaluations_at_step:
+                return record["step"] <= step
+            return any(name.startswith("train/") for name in record)
+
+        kept = [line for line in lines if keep(line)]
+        if len(kept) < len(lines):
+            atomic_files.write_text(self._path, "".join(kept))
 
     def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
         """Appends `scalars` at `step` (non-finite values are kept as null)."""

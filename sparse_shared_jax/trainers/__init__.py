@@ -25,6 +25,7 @@ to `register` (and a config file that sets config.trainer to its name).
 from __future__ import annotations
 
 from sparse_shared_jax import loop
+from sparse_shared_jax.errors import ConfigError
 from sparse_shared_jax.trainers import benchmark, erm, ground_truth
 
 _TRAINERS: dict[str, loop.Trainer] = {
@@ -52,5 +53,5 @@ def get(name: str) -> loop.Trainer:
       ValueError: naming the registered trainers if `name` is not one.
     """
     if name not in _TRAINERS:
-        raise ValueError(f"config.trainer must be one of {names()}; got {name!r}.")
+        raise ConfigError(f"config.trainer must be one of {names()}; got {name!r}.")
     return _TRAINERS[name]
