@@ -39,7 +39,11 @@ MAX_TICK_LABELS = 40  # longer axes label every n-th row / column only
 MAX_BOX_VALUES = 16  # factors with at most this many values get box plots
 CELL_INCHES = 0.32  # heatmap cell size before clamping the figure size
 
-_ACTIVATION_CMAP = matplotlib.colormaps["viridis"].with_extremes(bad="white")
+# White is exactly zero (masked); the smallest non-zero value is a pale blue
+# and the largest the darkest, so strength reads as darkness.
+_ACTIVATION_CMAP = ListedColormap(
+    matplotlib.colormaps["Blues"](np.linspace(0.18, 1.0, 256))
+).with_extremes(bad="white")
 _SUPPORT_CMAP = ListedColormap(["white", "0.3"])
 _IMPORTANCE_CMAP = matplotlib.colormaps["Blues"]
 _POINT_COLOUR = "#2b5d8a"
@@ -110,19 +114,24 @@ def plot_importance_matrix(
     path: PathLike,
     *,
     factor_names: Sequence[str] | None = None,
+    feature_to_factor: np.ndarray | None = None,
     title: str = "DCI importance matrix",
 ) -> pathlib.Path:
     """Heatmap of the DCI importance of every feature for every factor.
 
     Values are written in the cells when there are at most
-    `MAX_ANNOTATED_CELLS` of them.
+    `MAX_ANNOTATED_CELLS` of them. With a matching, rows are sorted by
+    matched factor (unmatched last), so a disentangled representation shows
+    a diagonal, and labelled ``f<d>: <factor name>``.
 
     Args:
       importance: [k, K] non-negative floats, e.g.
         `metrics.dci_importance_matrix(...).importance_matrix`.
       path: PNG file to write.
       factor_names: optional K factor names; default ``factor 0``, ...
-      title: figure title.
+      feature_to_factor: optional [k] ints, entry d the factor matched to
+        feature d or -1 if none (e.g. from `metrics.mcc_matching`).
+      title: figure title (e.g. with the D and C scores).
 
     Returns:
       The path written.
@@ -130,21 +139,26 @@ def plot_importance_matrix(
     importance = _check_matrix(importance, "importance", "[k, K]", nonnegative=True)
     num_features, num_factors = importance.shape
     names = _factor_names(factor_names, num_factors)
+    order, row_labels = _feature_columns(
+        feature_to_factor, num_features, num_factors, names
+    )
     fig = _new_figure(
-        width=2.8 + CELL_INCHES * 1.6 * num_factors,
-        height=1.8 + CELL_INCHES * num_features,
+        width=3.4 + CELL_INCHES * 1.6 * num_factors,
+        height=2.0 + CELL_INCHES * num_features,
     )
     ax = fig.subplots()
     norm = _zero_based_norm(importance)
-    image = _heatmap(ax, importance, _IMPORTANCE_CMAP, norm)
+    image = _heatmap(ax, importance[order], _IMPORTANCE_CMAP, norm)
     if importance.size <= MAX_ANNOTATED_CELLS:
-        _annotate_cells(ax, importance, norm)
+        _annotate_cells(ax, importance[order], norm)
     _label_axis(ax.xaxis, names, rotate=True)
-    _label_axis(ax.yaxis, [str(d) for d in range(num_features)])
+    _label_axis(ax.yaxis, row_labels)
     ax.set_xlabel("factor")
-    ax.set_ylabel("feature")
+    ax.set_ylabel(
+        "feature: matched factor" if feature_to_factor is not None else "feature"
+    )
     fig.colorbar(image, ax=ax, shrink=0.9, pad=0.02).set_label("importance")
-    ax.set_title(title)
+    fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 
@@ -236,9 +250,20 @@ def plot_training_curves(
     fig, axes = _panel_grid(len(series), panel_width=3.2, panel_height=2.2)
     for ax, (name, points) in zip(axes, series.items(), strict=True):
         steps, values = points[:, 0], points[:, 1]
-        marker = "o" if len(points) <= 50 else None
-        ax.plot(steps, values, color=_POINT_COLOUR, marker=marker, markersize=3)
-        ax.set_title(f"{name.replace('_', ' ')}  (last {values[-1]:.3g})")
+        if len(points) == 1:  # a final evaluation: a point with its value
+            ax.plot(steps, values, "o", color=_POINT_COLOUR, markersize=6)
+            ax.annotate(
+                f"{values[0]:.3g}",
+                (steps[0], values[0]),
+                xytext=(0, 7),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+            )
+        else:
+            marker = "o" if len(points) <= 50 else None
+            ax.plot(steps, values, color=_POINT_COLOUR, marker=marker, markersize=3)
+        ax.set_title(f"{name.replace('_', ' ')}\n(last {values[-1]:.3g})", fontsize=8)
         ax.grid(alpha=0.3)
     _share_step_axis(axes, series.values())
     fig.suptitle("Training curves")
@@ -467,7 +492,7 @@ def _feature_columns(
     sort_key = np.where(matching == UNMATCHED, num_factors, matching)
     order = np.argsort(sort_key, kind="stable")
     labels = [
-        f"f{d}: {names[matching[d]]}" if matching[d] != UNMATCHED else f"f{d}"
+        f"f{d}: {names[matching[d]]}" if matching[d] != UNMATCHED else f"f{d}: none"
         for d in order
     ]
     return order, labels
@@ -603,7 +628,7 @@ def _share_step_axis(axes: Sequence[Axes], series: Iterable[np.ndarray]) -> None
     """
     for ax in axes[1:]:
         ax.sharex(axes[0])
-    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
     steps = np.concatenate([points[:, 0] for points in series])
     if steps.min() == steps.max():
         axes[0].set_xlim(steps.min() - 1, steps.max() + 1)

@@ -10,21 +10,18 @@ traceback.
 from __future__ import annotations
 
 import ast
-import json
 import pathlib
 import re
 import sys
 
 import nbformat
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
-from nbclient import NotebookClient
 
 REPOSITORY_ROOT = pathlib.Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((REPOSITORY_ROOT / "colabs").glob("*.ipynb"))
-KERNEL_NAME = "sparse_shared_jax_test"
-CELL_TIMEOUT_S = 600
+sys.path.insert(0, str(REPOSITORY_ROOT / "colabs"))
+import execute  # noqa: E402  (colabs/execute.py: runs a notebook in a kernel)
+
+NOTEBOOKS = execute.NOTEBOOKS
 # The placeholder the README and every notebook use for the repository, until
 # it is replaced by the project's real GitHub "owner/name".
 REPOSITORY_PATTERN = re.compile(r'^REPOSITORY = "([^"]+)"$', re.MULTILINE)
@@ -57,12 +54,7 @@ CI_PARAMETERS = {
         "ERM_STEPS": 5,
     },
 }
-# The parameter holding the notebook's output directory.
-OUTPUT_PARAMETER = {
-    "quickstart.ipynb": "WORKDIR",
-    "losses_in_your_code.ipynb": "PICTURES",
-    "transfer.ipynb": "WORKDIR",
-}
+OUTPUT_PARAMETER = execute.OUTPUT_PARAMETER
 
 
 def _read(path: pathlib.Path) -> nbformat.NotebookNode:
@@ -89,22 +81,6 @@ def _assigned_names(source: str) -> set[str]:
         for target in node.targets
         if isinstance(target, ast.Name)
     }
-
-
-def _kernel_manager(kernels_dir: pathlib.Path) -> KernelManager:
-    """A kernel manager for an ipykernel running this interpreter."""
-    spec_dir = kernels_dir / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "sparse_shared_jax (tests)",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    return KernelManager(
-        kernel_name=KERNEL_NAME,
-        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels_dir)]),
-    )
 
 
 def test_there_are_notebooks():
@@ -153,18 +129,7 @@ def test_repository_placeholder_matches_readme(path):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
 def test_notebook_runs(path, tmp_path):
-    notebook = _read(path)
     parameters = dict(CI_PARAMETERS[path.name])
     parameters[OUTPUT_PARAMETER[path.name]] = str(tmp_path / "output")
-    injected = nbformat.v4.new_code_cell(
-        "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
-    )
-    injected.metadata["tags"] = ["injected-parameters"]
-    notebook.cells.insert(_parameters_cell_index(notebook) + 1, injected)
-    client = NotebookClient(
-        notebook,
-        km=_kernel_manager(tmp_path / "kernels"),
-        timeout=CELL_TIMEOUT_S,
-        resources={"metadata": {"path": str(REPOSITORY_ROOT)}},
-    )
-    client.execute()  # raises CellExecutionError naming the failing cell
+    # Raises CellExecutionError naming the failing cell.
+    execute.execute(path, parameters, tmp_path / "kernels")

@@ -247,7 +247,7 @@ def _finish(config, workdir, dataset, settings, state, layout, writer) -> dict:
     final["step"] = step
     if parallel.is_main_process():
         writer.write_scalars(step, {f"eval/{k}": v for k, v in scores.items()})
-        _write_pictures(workdir, dataset, evaluation, usage, held_out, step)
+        _write_pictures(config, workdir, dataset, evaluation, usage, held_out, step)
         history = scalar_logs.read_history(workdir, step)
         final.update(
             {name: s[-1][1] for name, s in history.items() if name.startswith("train/")}
@@ -271,7 +271,9 @@ def _transfer(config, workdir, state) -> dict[str, float]:
     return transfer.flatten_record(record)
 
 
-def _write_pictures(workdir, dataset, evaluation, usage, held_out, step) -> None:
+def _write_pictures(
+    config, workdir, dataset, evaluation, usage, held_out, step
+) -> None:
     """The PNG pictures of docs/method.md's evaluation, under pictures/."""
     directory = os.path.join(workdir, PICTURES_DIR)
     names = tuple(dataset.factor_names)
@@ -281,11 +283,23 @@ def _write_pictures(workdir, dataset, evaluation, usage, held_out, step) -> None
         true_support=held_out.tasks.support,
         factor_names=names,
         feature_to_factor=evaluation.feature_to_factor,
+        title=(
+            "Features each task's head uses, on a held-out episode of "
+            f"{len(usage)} new tasks (independent factors)"
+        ),
     )
+    protocol = final_protocol(config)
+    dci = evaluate.DCI_PREFIXES[protocol.dci_regressor]
     plots.plot_importance_matrix(
         evaluation.importance,
         os.path.join(directory, "dci_importance.png"),
         factor_names=names,
+        feature_to_factor=evaluation.feature_to_factor,
+        title=(
+            f"DCI importance ({protocol.dci_regressor}): disentanglement "
+            f"{evaluation.scores[dci + '_disentanglement']:.2f}, completeness "
+            f"{evaluation.scores[dci + '_completeness']:.2f}"
+        ),
     )
     plots.plot_feature_vs_factor(
         evaluation.codes,
