@@ -145,6 +145,7 @@ def _main_command(workdir: str, num_steps: int) -> list[str]:
         "--config.eval.num_samples=200",
         "--config.eval.final_num_train=200",
         "--config.eval.final_num_test=100",
+        "--config.eval.final_dci_regressor=random_forest",
         "--config.eval.intervention_num_train=10",
         "--config.eval.intervention_num_eval=10",
         "--config.episode.num_tasks=8",

@@ -28,6 +28,7 @@ SMALL = [
     "--config.eval.num_samples=300",
     "--config.eval.final_num_train=200",
     "--config.eval.final_num_test=100",
+    "--config.eval.final_dci_regressor=random_forest",
     "--config.eval.intervention_num_train=10",
     "--config.eval.intervention_num_eval=10",
 ]
