@@ -106,10 +106,11 @@ def base_config() -> ml_collections.ConfigDict:
 
     # The feature-sharing regulariser.
     config.share = ml_collections.ConfigDict()
-    # lambda_share. Chosen with the variant by the sweeps in results/
-    # (sharing_nonlinear_mixing.md, sharing_shapes3d.md): the 'count' term at
-    # 0.03 removes redundant features at rho <= 0.5; every weight that does
-    # so collapses features at rho = 0.9 (see the README).
+    # lambda_share. Chosen with the variant by the vector data's sweep
+    # (results/sharing_nonlinear_mixing.md): the 'count' term at 0.03 removes
+    # redundant features at rho <= 0.5; every weight that does so collapses
+    # features at rho = 0.9, and it collapsed the image experiments, which
+    # override it (see the README).
     config.share.weight = 0.03
     # 'count' (a smooth count of the features used), 'usage' (entropy of the
     # average usage) or 'per_feature'; see losses.sharing_regularizer.

@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from test_train import shrink
 
 from sparse_shared_jax import configs, sweep
 
@@ -15,18 +16,7 @@ def tiny_get_config():
     get_config = configs.load_experiment(EXPERIMENT)
 
     def get_tiny_config(argument):
-        config = get_config(argument)
-        config.num_train_steps = 2
-        config.episode.num_tasks = 2
-        config.episode.support_size = 16
-        config.episode.query_size = 8
-        config.eval.num_samples = 200
-        config.eval.final_num_train = 200
-        config.eval.final_num_test = 100
-        config.eval.final_dci_regressor = "random_forest"
-        config.eval.intervention_num_train = 10
-        config.eval.intervention_num_eval = 10
-        return config
+        return shrink(get_config(argument))
 
     return get_tiny_config
 

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from test_train import shrink
 
 from sparse_shared_jax import bilevel, configs, data, sweep, train, transfer
 from sparse_shared_jax.trainers import erm
@@ -269,21 +270,11 @@ def tiny_config(argument):
             os.path.dirname(__file__), "..", "experiments", "spurious_shapes3d.py"
         )
     )
-    config = get_config(argument)
-    config.num_train_steps = 2
-    config.log_every_steps = 1
+    config = shrink(get_config(argument))
     config.eval_every_steps = 2
     config.checkpoint.every_steps = 2
-    config.episode.num_tasks = 2
     config.episode.support_size = 8
     config.episode.query_size = 4
-    config.inner.maxiter = 20
-    config.eval.num_samples = 200
-    config.eval.final_num_train = 200
-    config.eval.final_num_test = 100
-    config.eval.final_dci_regressor = "random_forest"
-    config.eval.intervention_num_train = 10
-    config.eval.intervention_num_eval = 10
     config.data.options.train_size = 200
     config.data.options.validation_size = 80
     config.data.options.test_size = 80
