@@ -483,10 +483,18 @@ def run_training_loop(
     start_time = time.perf_counter()
     rate_start = (start_step, start_time)  # steps/s counts from after compiling
     last_line = start_time
+    previous_loss = None
     with _StopSignals() as stop_signals:
         for step in range(start_step + 1, total + 1):
             state, step_metrics = train_step(state, batch_at(step - 1))
             guard.add(step, step_metrics["loss"])
+            # At most two steps in flight: the host prepares the next episode
+            # while the device computes this step, but dispatch never runs
+            # ahead of the device (a backlog would make the steps/s and ETA
+            # lines report dispatches and delay a stop request by minutes).
+            if previous_loss is not None:
+                jax.block_until_ready(previous_loss)
+            previous_loss = step_metrics["loss"]
             if step == start_step + 1:
                 jax.block_until_ready(step_metrics)
                 rate_start = (step, time.perf_counter())
