@@ -9,8 +9,8 @@ from the repository root, at the sizes of its `parameters` cell (the sizes
 its text documents); its output directory goes to a temporary folder. The
 copy in docs/notebooks/ keeps every output (pictures included), so readers
 see what to expect before running it. The notebooks in colabs/ themselves
-stay without outputs (tests/test_notebooks.py checks both, and runs each at
-small sizes).
+stay without outputs (tests/test_notebooks.py checks that, and runs each at
+small sizes through `execute`). No executed copies are committed yet.
 """
 
 from __future__ import annotations
