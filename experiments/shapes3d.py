@@ -32,25 +32,5 @@ def get_config(argument: str | None = None) -> ml_collections.ConfigDict:
     config.data.options = ml_collections.ConfigDict({"antialias": 1})
     config.data.correlation = 0.5
 
-    config.model.name = "conv"
-    config.model.num_features = 10
-    config.model.options = ml_collections.ConfigDict()
-
-    config.episode.num_tasks = 10
-    config.episode.support_size = 32
-    config.episode.query_size = 16
-
-    # The sharing term this data was measured with. The vector data's 'count'
-    # at 0.03 (configs.base_config) collapsed the tasks here (seed 0, 600
-    # steps: 1.6 features per task, 4 distinct features for 6 factors, MCC
-    # 0.45 at step 400); 'usage' at 0.01 matched sparsity alone over 3 seeds.
-    config.share.variant = "usage"
-    config.share.weight = 0.01
-
-    config.eval.num_samples = 3000
-    # BetaVAE/FactorVAE on 200 + 100 points (disentanglement_lib: 10,000 +
-    # 5,000): each point renders and encodes a batch of 64-128 images, about
-    # 90 s here instead of 50 min on 2 CPU cores.
-    config.eval.intervention_num_train = 200
-    config.eval.intervention_num_eval = 100
+    configs.set_image_ground_truth(config, num_features=10)
     return configs.apply_arguments(config, argument)

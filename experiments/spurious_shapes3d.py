@@ -61,25 +61,7 @@ def get_config(argument: str | None = None) -> ml_collections.ConfigDict:
     config.data.task_support = "fixed"
     config.data.num_relevant = 2
 
-    config.model.name = "conv"
-    config.model.num_features = 10
-    config.model.options = ml_collections.ConfigDict()
-
-    config.episode.num_tasks = 10
-    config.episode.support_size = 32
-    config.episode.query_size = 16
-
-    # The sharing term of experiments/shapes3d.py ('count' at 0.03 collapsed
-    # the tasks on those scenes; not measured on these).
-    config.share.variant = "usage"
-    config.share.weight = 0.01
-
-    config.eval.num_samples = 3000
-    # BetaVAE/FactorVAE on 200 + 100 points (disentanglement_lib: 10,000 +
-    # 5,000): each point renders and encodes a batch of 64-128 images, about
-    # 90 s here instead of 50 min on 2 CPU cores.
-    config.eval.intervention_num_train = 200
-    config.eval.intervention_num_eval = 100
+    configs.set_image_ground_truth(config, num_features=10)
 
     # Transfer evaluation and the baselines (sparse_shared_jax/transfer.py).
     config.transfer = configs.transfer_config(
