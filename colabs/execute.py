@@ -9,13 +9,15 @@ from the repository root, at the sizes of its `parameters` cell (the sizes
 its text documents); its output directory goes to a temporary folder. The
 copy in docs/notebooks/ keeps every output (pictures included), so readers
 see what to expect before running it. The notebooks in colabs/ themselves
-stay without outputs (tests/test_notebooks.py checks that, and runs each at
-small sizes through `execute`). No executed copies are committed yet.
+stay without outputs. tests/test_notebooks.py checks that, runs each at
+small sizes through `execute`, and checks that every executed copy has the
+code of its notebook (rerun this script after editing one).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import sys
 import tempfile
@@ -31,6 +33,8 @@ NOTEBOOKS = sorted((REPOSITORY_ROOT / "colabs").glob("*.ipynb"))
 EXECUTED_DIR = REPOSITORY_ROOT / "docs" / "notebooks"
 KERNEL_NAME = "sparse_shared_jax"
 CELL_TIMEOUT_S = 3600
+# The tag of the first cell of an executed copy (where it comes from).
+EXECUTED_COPY_TAG = "executed-copy"
 # The parameter holding each notebook's output directory.
 OUTPUT_PARAMETER = {
     "quickstart.ipynb": "WORKDIR",
@@ -103,9 +107,33 @@ def main(paths: list[str]) -> None:
             start = time.perf_counter()
             print(f"Running {path.name} ...", flush=True)
             executed = execute(path, output, scratch / "kernels")
+        seconds = time.perf_counter() - start
         target = EXECUTED_DIR / path.name
-        nbformat.write(executed, target)
-        print(f"  {time.perf_counter() - start:.0f} s; wrote {target}", flush=True)
+        nbformat.write(executed_copy(executed, path.name, seconds), target)
+        print(f"  {seconds:.0f} s; wrote {target}", flush=True)
+
+
+def executed_copy(
+    executed: nbformat.NotebookNode, name: str, seconds: float
+) -> nbformat.NotebookNode:
+    """The executed notebook as stored in docs/notebooks/: the injected cell
+    (a temporary output directory) removed, so its code cells are those of
+    colabs/`name`, and a first cell saying where the copy comes from."""
+    executed.cells = [
+        cell
+        for cell in executed.cells
+        if "injected-parameters" not in cell.metadata.get("tags", [])
+    ]
+    header = nbformat.v4.new_markdown_cell(
+        f"*An executed copy of [colabs/{name}](../../colabs/{name}), made by "
+        f"`python colabs/execute.py` on {time.strftime('%Y-%m-%d')} at the sizes "
+        f"of its parameters cell ({seconds / 60:.0f} min on {os.cpu_count()} CPU "
+        "cores); its outputs show what to expect. Edit the notebook in colabs/, "
+        "not this copy.*"
+    )
+    header.metadata["tags"] = [EXECUTED_COPY_TAG]
+    executed.cells.insert(0, header)
+    return executed
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ the sharing term has something to fix).
     python -m sparse_shared_jax.main --config=experiments/shapes3d.py \
         --workdir=workdirs/shapes3d
 
-Sized to finish in under 15 minutes on 2 CPU cores. The config argument
-(after ':') picks an ablation and more, e.g. ``:erm,rho=0.9,seed=1``; see
-sparse_shared_jax/configs.py.
+Takes 15-31 minutes on an idle 2-core machine (the README's quickstart).
+The config argument (after ':') picks an ablation and more, e.g.
+``:erm,rho=0.9,seed=1``; see sparse_shared_jax/configs.py.
 """
 
 import ml_collections

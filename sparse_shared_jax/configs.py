@@ -163,7 +163,9 @@ def base_config() -> ml_collections.ConfigDict:
     return config
 
 
-def set_image_ground_truth(config: ml_collections.ConfigDict, num_features: int) -> None:
+def set_image_ground_truth(
+    config: ml_collections.ConfigDict, num_features: int
+) -> None:
     """Sets what the rendered-image experiments share (in place).
 
     A conv encoder with `num_features` features, episodes of 10 tasks with

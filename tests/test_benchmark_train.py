@@ -206,6 +206,7 @@ def test_attribute_tasks_need_an_explicit_switch(celeba_dirs):
 
 def test_missing_download_names_the_manual_step(tmp_path, celeba_dirs):
     config = _tiny_celeba_config(tmp_path / "tfds", tmp_path / "nowhere")
+    config.transfer.erm_steps = 0  # no ERM baseline: not what this test checks
     with pytest.raises(FileNotFoundError, match="img_align_celeba"):
         train.train_and_evaluate(config, str(tmp_path / "run"))
     # Rerunning in the same workdir with the download's paths fixed is allowed.

@@ -133,3 +133,29 @@ def test_notebook_runs(path, tmp_path):
     parameters[OUTPUT_PARAMETER[path.name]] = str(tmp_path / "output")
     # Raises CellExecutionError naming the failing cell.
     execute.execute(path, parameters, tmp_path / "kernels")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_executed_copy_is_current_and_ran_cleanly(path):
+    copy = execute.EXECUTED_DIR / path.name
+    assert copy.exists(), f"no executed copy: run `python colabs/execute.py {path}`"
+    executed = _read(copy)
+    nbformat.validate(executed)
+    assert execute.EXECUTED_COPY_TAG in executed.cells[0].metadata.get("tags", [])
+    source_code = [
+        cell.source for cell in _read(path).cells if cell.cell_type == "code"
+    ]
+    copy_code = [cell.source for cell in executed.cells if cell.cell_type == "code"]
+    assert copy_code == source_code, (
+        f"{copy} is stale: rerun `python colabs/execute.py {path}`"
+    )
+    outputs = [
+        output
+        for cell in executed.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    ]
+    assert not [output for output in outputs if output.output_type == "error"]
+    assert any("image/png" in output.get("data", {}) for output in outputs), (
+        "the executed copy shows no picture"
+    )
