@@ -224,6 +224,7 @@ def resnet50_tiny(tmp_path_factory):
     )
 
 
+@pytest.mark.slow
 def test_resnet18_forward_and_backward(resnet18_tiny):
     _, images, variables, loss_and_grad = resnet18_tiny
     (_, features), grads = loss_and_grad(variables, images)
@@ -239,6 +240,7 @@ def test_resnet18_forward_and_backward(resnet18_tiny):
     assert "frozen" not in variables  # GroupNorm: nothing but trainable params
 
 
+@pytest.mark.slow
 def test_resnet50_forward_and_backward_leave_frozen_norms_fixed(resnet50_tiny):
     variables, grads = resnet50_tiny["variables"], resnet50_tiny["grads"]
     assert resnet50_tiny["features"].shape == (2, 64)

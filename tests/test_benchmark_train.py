@@ -101,6 +101,7 @@ def celeba_dirs(tmp_path_factory):
     return tmp_path_factory.mktemp("tfds"), manual_dir
 
 
+@pytest.mark.slow
 def test_celeba_meta_trains_on_attributes_and_evaluates_transfer(tmp_path, celeba_dirs):
     config = _tiny_celeba_config(*celeba_dirs)
     workdir = str(tmp_path / "run")
@@ -151,6 +152,7 @@ def _first_loss(workdir):
         return next(json.loads(line) for line in f)["train/loss"]
 
 
+@pytest.mark.slow
 def test_eight_devices_give_the_loss_of_one(tmp_path, celeba_dirs):
     config = _tiny_celeba_config(*celeba_dirs)
     config.num_train_steps = 1
@@ -204,6 +206,7 @@ def test_attribute_tasks_need_an_explicit_switch(celeba_dirs):
         config_validation.validate_benchmark_config(config)
 
 
+@pytest.mark.slow
 def test_missing_download_names_the_manual_step(tmp_path, celeba_dirs):
     config = _tiny_celeba_config(tmp_path / "tfds", tmp_path / "nowhere")
     config.transfer.erm_steps = 0  # no ERM baseline: not what this test checks
@@ -367,6 +370,7 @@ def _write_multinli(root):
     return vocab
 
 
+@pytest.mark.slow
 def test_multinli_meta_trains_a_text_encoder_and_fits_a_three_class_head(tmp_path):
     manual_dir = tmp_path / "manual"
     manual_dir.mkdir()

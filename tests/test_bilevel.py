@@ -56,6 +56,7 @@ def test_episode_features_encode_once_and_split_per_task():
     [("binary", "logistic", None), ("multiclass", "softmax", 3)],
 )
 @pytest.mark.parametrize("share_weight", [0.0, 0.1])
+@pytest.mark.slow
 def test_outer_gradient_matches_finite_differences(
     label_type, loss, num_classes, share_weight, float64
 ):
@@ -101,6 +102,7 @@ def test_outer_gradient_matches_finite_differences(
         )
 
 
+@pytest.mark.slow
 def test_inner_sharing_placement_changes_the_heads_not_the_outer_loss_terms():
     episode = bilevel.EpisodeBatch.from_episode(small_episode()(0))
     params = jnp.asarray(np.random.default_rng(0).normal(size=(8, 5)), jnp.float32)
@@ -117,6 +119,7 @@ def test_inner_sharing_placement_changes_the_heads_not_the_outer_loss_terms():
     assert aux_inner["sharing"] < aux_outer["sharing"]
 
 
+@pytest.mark.slow
 def test_train_step_compiles_once_and_lowers_the_query_loss():
     sampler = small_episode(num_tasks=8)
     encoder = models.get_encoder("mlp", num_features=5, hidden_sizes=(32,))
@@ -184,6 +187,7 @@ def test_settings_reject_bad_values(change, message):
         bilevel.BilevelSettings(**change)
 
 
+@pytest.mark.slow
 def test_sharing_weight_warms_up_linearly_and_train_step_uses_it():
     settings = bilevel.BilevelSettings(share_weight=0.2, share_warmup_steps=10)
     for step, expected in ((0, 0.0), (5, 0.1), (10, 0.2), (50, 0.2)):
@@ -233,6 +237,7 @@ def test_projection_removes_only_the_conflicting_part_task_by_task():
     assert float(fraction) == pytest.approx(np.mean(np.asarray(before) < 0))
 
 
+@pytest.mark.slow
 def test_projected_gradient_is_the_plain_one_without_sharing_and_differs_with_it():
     episode = bilevel.EpisodeBatch.from_episode(small_episode(num_tasks=4)(0))
     params = jnp.asarray(np.random.default_rng(1).normal(size=(8, 5)), jnp.float32)

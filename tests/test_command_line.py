@@ -48,6 +48,7 @@ def test_help_lists_the_experiments_and_the_argument_forms():
         (["--config.episode.num_tasks=0"], "config.episode.num_tasks must be >= 1"),
     ],
 )
+@pytest.mark.slow
 def test_input_errors_are_one_line_without_a_traceback(tmp_path, args, message):
     result = run_main(f"--config={EXPERIMENT}", f"--workdir={tmp_path}", *args)
     assert result.returncode == 2
@@ -57,6 +58,7 @@ def test_input_errors_are_one_line_without_a_traceback(tmp_path, args, message):
     assert len(errors) == 1
 
 
+@pytest.mark.slow
 def test_config_argument_errors_and_missing_files_are_one_line(tmp_path):
     result = run_main(f"--config={EXPERIMENT}:beta=1", f"--workdir={tmp_path}")
     assert result.returncode == 2 and "Traceback" not in result.stderr

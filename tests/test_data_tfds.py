@@ -170,6 +170,7 @@ def _mock_grid_source(builder, split, **kwargs):
     return _Shapes3DGrid(builder.info.features)
 
 
+@pytest.mark.slow
 def test_mock_shapes3d_serves_like_the_procedural_one(tmp_path):
     with tfds.testing.mock_data(
         policy=tfds.testing.MockPolicy.USE_CODE, as_data_source_fn=_mock_grid_source

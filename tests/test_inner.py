@@ -181,6 +181,7 @@ def heads_objective(loss, targets, lam, num_classes, **solver_options):
 
 @pytest.mark.parametrize("linear_solve", ["gmres", "active_cg"])
 @pytest.mark.parametrize("loss", ["squared", "logistic", "softmax"])
+@pytest.mark.slow
 def test_implicit_gradient_matches_finite_differences(loss, linear_solve, float64):
     features, targets, lam, num_classes = gradient_check_problem(loss)
     objective = heads_objective(
@@ -200,6 +201,7 @@ def test_implicit_gradient_matches_finite_differences(loss, linear_solve, float6
 
 
 @pytest.mark.parametrize("loss", ["logistic", "softmax"])
+@pytest.mark.slow
 def test_implicit_gradient_matches_unrolled(loss, float64):
     features, targets, lam, num_classes = gradient_check_problem(loss, seed=4)
     options = dict(maxiter=3000, tol=1e-14)
@@ -217,6 +219,7 @@ def test_implicit_gradient_matches_unrolled(loss, float64):
 
 
 @pytest.mark.parametrize("linear_solve", ["gmres", "active_cg"])
+@pytest.mark.slow
 def test_gradient_with_respect_to_lam_matches_finite_differences(linear_solve, float64):
     features, targets, lam, _ = gradient_check_problem("logistic")
 
@@ -267,6 +270,7 @@ def test_float32_under_jit_and_vmap():
 
 
 @pytest.mark.parametrize("loss", ["logistic", "softmax"])
+@pytest.mark.slow
 def test_active_set_gradient_equals_fixed_point_gradient_with_l1(loss, float64):
     """Both implicit solves agree for the element-wise L1 penalty too (per-entry
     active set, no penalty curvature)."""
@@ -374,6 +378,7 @@ def test_softmax_labels_out_of_range_raise():
 SHARED = dict(share_smoothing=0.1, ridge=1e-4, maxiter=20000, tol=1e-12)
 
 
+@pytest.mark.slow
 def test_shared_solver_without_sharing_equals_independent_heads(float64):
     features, targets = make_problem("logistic")
     lam = 0.3 * losses.lambda_max(features, targets, "logistic")
@@ -386,6 +391,7 @@ def test_shared_solver_without_sharing_equals_independent_heads(float64):
     np.testing.assert_allclose(coupled.W, independent.W, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_shared_solver_reaches_a_stationary_point_with_lower_entropy(float64):
     features, targets = make_problem("logistic", num_tasks=4, n=60)
     lam = 0.3 * losses.lambda_max(features, targets, "logistic")
@@ -403,6 +409,7 @@ def test_shared_solver_reaches_a_stationary_point_with_lower_entropy(float64):
     assert entropy(coupled.W) < entropy(independent.W)
 
 
+@pytest.mark.slow
 def test_shared_solver_gradient_matches_finite_differences(float64):
     features, targets, lam, _ = gradient_check_problem("logistic")
 

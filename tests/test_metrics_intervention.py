@@ -128,6 +128,7 @@ def _codes(name, factors, rng):
         ("mixed", 2),
     ],
 )
+@pytest.mark.slow
 def test_gbt_dci_is_finite_on_exact_near_exact_random_and_mixed_codes(name, seed):
     # Gradient boosting's importances hold round-off negatives (about -1e-17)
     # on such codes: with these seeds scikit-learn 1.9 gives negatives for

@@ -11,6 +11,7 @@ from sparse_shared_jax import models
 @pytest.mark.parametrize(
     ("name", "observation_shape"), [("mlp", (20,)), ("conv", (64, 64, 3))]
 )
+@pytest.mark.slow
 def test_encoder_maps_batch_to_features_and_has_gradients(name, observation_shape):
     encoder = models.get_encoder(name, num_features=7)
     x = jax.random.normal(jax.random.key(0), (5, *observation_shape))

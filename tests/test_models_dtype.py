@@ -11,6 +11,7 @@ ENCODERS = [("mlp", (20,), {}), ("conv", (64, 64, 3), {"channels": (8, 8, 8, 8)}
 
 
 @pytest.mark.parametrize(("name", "observation_shape", "options"), ENCODERS)
+@pytest.mark.slow
 def test_bfloat16_encoder_keeps_float32_parameters_and_close_features(
     name, observation_shape, options
 ):

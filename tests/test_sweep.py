@@ -21,6 +21,7 @@ def tiny_get_config():
     return get_tiny_config
 
 
+@pytest.mark.slow
 def test_sweep_runs_each_ablation_and_seed_once_and_tabulates(tmp_path):
     get_config = tiny_get_config()
     results = sweep.run_sweep(get_config, str(tmp_path), ["erm", "full"], seeds=2)
@@ -51,6 +52,7 @@ def test_sweep_runs_each_ablation_and_seed_once_and_tabulates(tmp_path):
     assert len(table) == 4 and all(" ± " in line for line in table[2:])
 
 
+@pytest.mark.slow
 def test_grid_runs_every_combination_in_its_own_workdir(tmp_path):
     assert sweep.grid_cells(["rho=0,0.9", "share_weight=0.1"]) == [
         "rho=0,share_weight=0.1",

@@ -63,6 +63,7 @@ def shrink(config):
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
+@pytest.mark.slow
 def test_every_experiment_config_runs_two_steps(path, tmp_path):
     # The ablations differ in weights only (configs.apply_ablation), not in
     # code paths that depend on the data: every ablation on the fast vector
@@ -128,6 +129,7 @@ class _SquaredFactors(data.GroundTruthDataset):
         return np.concatenate([values, values**2], axis=1).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_a_registered_user_dataset_trains_and_evaluates_unchanged(tmp_path):
     data.register_ground_truth("test_squared_factors", _SquaredFactors)
     config = shrink(load_config(VECTOR_EXPERIMENT))
@@ -137,6 +139,7 @@ def test_a_registered_user_dataset_trains_and_evaluates_unchanged(tmp_path):
     assert np.isfinite(result["eval/mcc"]) and np.isfinite(result["eval/sap"])
 
 
+@pytest.mark.slow
 def test_scalars_reach_tensorboard_event_files(tmp_path):
     """The TensorBoard path (CI installs TensorFlow, so it must not skip there)."""
     try:

@@ -114,6 +114,7 @@ def small_config(**changes):
     return config
 
 
+@pytest.mark.slow
 def test_restart_with_an_incompatible_config_is_refused(tmp_path):
     train.train_and_evaluate(small_config(), str(tmp_path))
     with pytest.raises(ValueError, match=r"different config \(inner.alpha: 0.3 -> 0.1"):
@@ -123,6 +124,7 @@ def test_restart_with_an_incompatible_config_is_refused(tmp_path):
     assert result["step"] == 8
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_is_named_in_the_error(tmp_path):
     train.train_and_evaluate(small_config(), str(tmp_path))
     step_dir = tmp_path / checkpoints.CHECKPOINT_DIR / "6"
@@ -135,6 +137,7 @@ def test_corrupt_checkpoint_is_named_in_the_error(tmp_path):
         train.train_and_evaluate(small_config(num_train_steps=8), str(tmp_path))
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
     tmp_path, monkeypatch
 ):

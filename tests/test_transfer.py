@@ -236,6 +236,7 @@ def test_erm_trainer_learns_the_target_and_reads_it_back(
     assert np.mean(model.head.predict(features) == test.labels["label"]) > accuracy
 
 
+@pytest.mark.slow
 def test_erm_trainer_resumes_to_the_same_parameters(tmp_path):
     config = toy_erm_config(steps=120)
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
