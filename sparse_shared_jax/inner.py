@@ -5,12 +5,14 @@ For every task t (T of them, each with n examples of k features) we solve
     min_{W in R^{k x C}, b in R^C}  (1/n) sum_i loss(W^T z_i + b, y_i)
                                     + lam_t * penalty(W) + (ridge/2) ||W||_F^2
 
-with jaxopt's accelerated proximal gradient (FISTA). `penalty` is the group
-lasso over feature rows (default) or the element-wise L1 norm. The bias is not
+by accelerated proximal gradient (FISTA). `penalty` is the group lasso over
+feature rows (default) or the element-wise L1 norm. The bias is not
 penalised. The solution is differentiated with respect to the features (and
-lam) implicitly, through the proximal-gradient fixed point (jaxopt) or
-through the optimality conditions on the active features
-(linear_solve='active_cg'), or by unrolling the iterations.
+lam) implicitly, through the optimality conditions on the active features
+(linear_solve='active_cg', the default; its FISTA restarts its momentum
+adaptively, see _fista_with_restart) or through the proximal-gradient fixed
+point (jaxopt's solver and implicit differentiation), or by unrolling
+jaxopt's iterations.
 
 Step size. Each task's smooth part is rescaled by 1/L_t, with L_t an upper
 bound on its gradient's Lipschitz constant (computed exactly from the
@@ -99,7 +101,8 @@ class InnerSettings:
         independent of maxiter) or 'unrolled' (through all iterations).
       linear_solve: the linear solver of implicit differentiation:
         'active_cg' (conjugate gradients on the optimality conditions of the
-        active features; see _active_set_vjp), or 'gmres', 'bicgstab' or
+        active features, see _active_set_vjp; its heads are solved by FISTA
+        with adaptive restart, see _fista_with_restart), or 'gmres', 'bicgstab' or
         'normal_cg' on jaxopt's fixed-point system (all k rows). Same
         gradient at a solution with strict complementarity.
       linear_solve_tol: its relative tolerance. jaxopt's default normal CG
@@ -322,17 +325,14 @@ def _prepare_inputs(features, targets, lam, *, loss, num_classes):
 
 
 def _proximal_gradient(
-    fun, *, stepsize, loss, settings: InnerSettings, differentiated: bool
+    fun, *, stepsize, loss, settings: InnerSettings
 ) -> jaxopt.ProximalGradient:
-    """Accelerated proximal gradient on (W, b) with the heads' prox.
-
-    differentiated=False gives a solver that jaxopt does not differentiate
-    (a while loop that stops at `tol`; 'active_cg' differentiates it
-    itself); otherwise settings.differentiation: 'implicit' (jaxopt's,
-    through the fixed point, with the settings' linear solve of
-    _FIXED_POINT_SOLVES) or 'unrolled'.
+    """jaxopt's accelerated proximal gradient on (W, b) with the heads' prox,
+    differentiated as settings.differentiation says: 'implicit' (through the
+    fixed point, with the settings' linear solve of _FIXED_POINT_SOLVES) or
+    'unrolled'. (The 'active_cg' solve runs `_fista_with_restart` instead.)
     """
-    implicit = differentiated and settings.differentiation == "implicit"
+    implicit = settings.differentiation == "implicit"
     return jaxopt.ProximalGradient(
         fun=fun,
         prox=_heads_prox(settings.penalty, loss),
@@ -341,7 +341,7 @@ def _proximal_gradient(
         tol=settings.tol,
         acceleration=True,
         implicit_diff=implicit,
-        unroll=differentiated and settings.differentiation == "unrolled",
+        unroll=settings.differentiation == "unrolled",
         implicit_diff_solve=functools.partial(
             _FIXED_POINT_SOLVES[settings.linear_solve],
             tol=settings.linear_solve_tol,
@@ -350,6 +350,63 @@ def _proximal_gradient(
         if implicit
         else None,
     )
+
+
+def _fista_with_restart(
+    objective, prox, init, threshold, features, targets, scale, *, maxiter, tol
+):
+    """One task's (rescaled) heads by accelerated proximal gradient, step 1,
+    with adaptive restart: the momentum is reset whenever it points uphill.
+
+    FISTA's momentum overshoots on strongly convex problems (the ridge makes
+    every task's problem one) and its iterates oscillate; restarting when
+    (y_k - x_{k+1}) . (x_{k+1} - x_k) > 0 (the gradient scheme of
+    O'Donoghue & Candes, "Adaptive Restart for Accelerated Gradient Schemes",
+    2015) recovers a linear rate. Measured on the default experiments'
+    episodes: half the iterations of plain FISTA (jaxopt's) and a 10x smaller
+    optimality error at the same tol (benchmarks/inner_solver.py). Stops, as
+    jaxopt does, when ||x_{k+1} - x_k|| <= tol or after maxiter iterations.
+
+    Args:
+      objective: the smooth objective (params, features, targets, scale).
+      prox: the heads' prox (params, threshold) -> params.
+      init: (W [k, C], b [C]); threshold: the prox threshold (scalar);
+      features, targets, scale: one task's arguments of `objective`.
+
+    Returns:
+      ((W, b), the number of iterations).
+    """
+    grad = jax.grad(objective)
+    dtype = features.dtype
+
+    def minus(a, b):
+        return jax.tree.map(jnp.subtract, a, b)
+
+    def dot(a, b):
+        pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+        return sum(jnp.vdot(u, v) for u, v in pairs)
+
+    def not_done(carry):
+        *_, iteration, change = carry
+        return (iteration < maxiter) & (change > tol)
+
+    def iterate(carry):
+        x, y, t, iteration, _ = carry
+        x_next = prox(minus(y, grad(y, features, targets, scale)), threshold)
+        step = minus(x_next, x)  # x_{k+1} - x_k
+        restart = dot(minus(y, x_next), step) > 0
+        t_next = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * t**2))
+        momentum = jnp.where(restart, 0.0, (t - 1.0) / t_next)
+        y_next = jax.tree.map(lambda a, d: a + momentum * d, x_next, step)
+        t_next = jnp.where(restart, jnp.ones_like(t), t_next)
+        return x_next, y_next, t_next, iteration + 1, jnp.sqrt(dot(step, step))
+
+    x, *_, iterations, _ = jax.lax.while_loop(
+        not_done,
+        iterate,
+        (init, init, jnp.ones((), dtype), jnp.zeros((), jnp.int32), jnp.inf),
+    )
+    return x, iterations
 
 
 def _initial_heads(features, targets, loss, num_classes, init):
@@ -464,10 +521,11 @@ def _active_set_vjp(
     return pullback((-mask * uW, -ub))
 
 
-def _solve_differentiated_on_active_set(solver, **problem):
+def _solve_differentiated_on_active_set(run, **problem):
     """solve(init, features, targets, lam, scale) -> (W, b, num_iterations).
 
-    Runs `solver` (not differentiated) on every task, with the prox threshold
+    Runs `run` (init, threshold, features, targets, scale) -> ((W, b),
+    iterations) (not differentiated) on every task, with the prox threshold
     lam * scale of the problem rescaled by `scale` [T]; its gradient with
     respect to features [T, n, k] and lam [T] comes from _active_set_vjp
     (`problem`: its keyword arguments). init, targets and scale get none.
@@ -475,10 +533,10 @@ def _solve_differentiated_on_active_set(solver, **problem):
 
     @jax.custom_vjp
     def solve(init, features, targets, lam, scale):
-        (W, b), state = jax.vmap(solver.run)(
+        (W, b), num_iterations = jax.vmap(run)(
             init, lam * scale, features, targets, scale
         )
-        return W, b, state.iter_num
+        return W, b, num_iterations
 
     def forward(init, features, targets, lam, scale):
         W, b, num_iterations = solve(init, features, targets, lam, scale)
@@ -545,19 +603,19 @@ def solve_heads(
         settings.differentiation == "implicit"
         and settings.linear_solve == ACTIVE_SET_SOLVE
     )
-    solver = _proximal_gradient(
-        functools.partial(_smooth_objective, loss=loss, ridge=ridge),
-        stepsize=1.0,
-        loss=loss,
-        settings=settings,
-        differentiated=not active_set,
-    )
+    smooth = functools.partial(_smooth_objective, loss=loss, ridge=ridge)
     init_params = jax.lax.stop_gradient(
         _initial_heads(features, targets, loss, num_classes, init)
     )
     if active_set:
         solve = _solve_differentiated_on_active_set(
-            solver,
+            functools.partial(
+                _fista_with_restart,
+                smooth,
+                _heads_prox(settings.penalty, loss),
+                maxiter=settings.maxiter,
+                tol=settings.tol,
+            ),
             loss=loss,
             penalty=settings.penalty,
             ridge=ridge,
@@ -566,12 +624,13 @@ def solve_heads(
         )
         W, b, num_iterations = solve(init_params, features, targets, lam, scale)
     else:
+        solver = _proximal_gradient(smooth, stepsize=1.0, loss=loss, settings=settings)
         (W, b), state = jax.vmap(solver.run)(
             init_params, thresholds, features, targets, scale
         )
         num_iterations = state.iter_num
     objective = functools.partial(
-        solver.fun, features=features, targets=targets, scale=scale
+        smooth, features=features, targets=targets, scale=scale
     )
     optimality_error, num_active = _diagnostics(
         objective, (W, b), thresholds, penalty=settings.penalty, loss=loss, unit=scale
@@ -688,7 +747,6 @@ def solve_heads_shared(
         stepsize=0.0,  # backtracking line search
         loss=loss,
         settings=settings,
-        differentiated=True,
     )
     init_params = jax.lax.stop_gradient(
         _initial_heads(features, targets, loss, num_classes, init)

@@ -321,6 +321,32 @@ def test_warm_start_from_solution_stops_immediately(float64):
     np.testing.assert_allclose(warm.W, cold.W, atol=1e-8)
 
 
+@pytest.mark.parametrize("loss", ["squared", "logistic", "softmax"])
+def test_restarted_fista_reaches_jaxopts_solution_in_fewer_iterations(loss, float64):
+    """The 'active_cg' solve (FISTA with adaptive restart) against jaxopt's
+    plain FISTA (the forward solve of the fixed-point linear solves) on
+    correlated features: the same heads, several times fewer iterations, and
+    an optimality error no larger."""
+    features, targets = make_problem(loss, num_tasks=8, n=50, k=10)
+    features = features @ (np.eye(10) + 0.8)  # correlated, ill-conditioned
+    classes = num_classes_for(loss)
+    kwargs = dict(
+        loss=loss,
+        lam=0.1 * losses.lambda_max(features, targets, loss, classes),
+        num_classes=classes,
+        ridge=1e-3,
+        maxiter=50000,
+        tol=1e-8,
+    )
+    restarted = inner.solve_heads(features, targets, **kwargs)
+    plain = inner.solve_heads(features, targets, linear_solve="gmres", **kwargs)
+    assert np.all(plain.num_iterations < kwargs["maxiter"])
+    assert restarted.num_iterations.sum() < 0.3 * plain.num_iterations.sum()
+    assert restarted.optimality_error.max() <= plain.optimality_error.max()
+    np.testing.assert_allclose(restarted.W, plain.W, atol=1e-4)
+    np.testing.assert_allclose(restarted.b, plain.b, atol=1e-4)
+
+
 def test_l1_penalty_equals_group_lasso_for_one_output(float64):
     features, targets = make_problem("logistic")
     kwargs = dict(loss="logistic", lam=0.05, **TIGHT)
