@@ -48,6 +48,9 @@ EVAL_SEED_OFFSET = 1_000_003
 UNCONVERGED_WARNING = 0.1
 # Between log steps, a short progress line at least this often (seconds).
 HEARTBEAT_SECONDS = 30.0
+# A warning that persists over log steps is logged again only this many log
+# steps later.
+WARNING_REPEAT_LOG_STEPS = 10
 
 
 class Trainer(Protocol):
@@ -71,9 +74,10 @@ class Job:
       train_step: pure (state, batch) -> (state, metrics with 'loss').
       batch_at: (step (0-based), sharding) -> the batch of that step as
         global arrays.
-      finish: (state, layout, writer) -> the final metrics (every process
-        computes them; process 0 writes them).
       summary: final metrics -> the run's last line.
+      finish: (state, layout, writer) -> the final evaluation's metrics
+        (every process computes them; process 0 writes them); the loop adds
+        'step' and the last logged 'train/' scalars.
       evaluate: (state, layout) -> scores, every config.eval_every_steps.
       warnings_at: (step, the step's scalars) -> warnings to log.
       encoder_key: where the encoder's parameters sit in state.params (None:
@@ -84,8 +88,10 @@ class Job:
     init_state: Callable[[], train_state.TrainState]
     train_step: Callable[[Any, Any], tuple[Any, dict]]
     batch_at: Callable[[int, Any], Any]
-    finish: Callable[[Any, parallel.TrainingLayout, scalar_logs.ScalarWriter], dict]
     summary: Callable[[dict], str]
+    finish: (
+        Callable[[Any, parallel.TrainingLayout, scalar_logs.ScalarWriter], dict] | None
+    ) = None
     evaluate: Callable[[Any, parallel.TrainingLayout], dict[str, float]] | None = None
     warnings_at: Callable[[int, dict[str, float]], list[str]] | None = None
     encoder_key: str | None = None
@@ -264,7 +270,17 @@ def run(config: ml_collections.ConfigDict, workdir: str, trainer: Trainer) -> di
             writer,
             job.warnings_at,
         )
-        final = job.finish(state, layout, writer)
+        final = job.finish(state, layout, writer) if job.finish else {}
+        final["step"] = step = int(state.step)
+        if parallel.is_main_process():
+            history = scalar_logs.read_history(workdir, step)
+            final.update(
+                {
+                    name: s[-1][1]
+                    for name, s in history.items()
+                    if name.startswith("train/")
+                }
+            )
     finally:
         writer.close()
         checkpointer.close()
@@ -433,6 +449,39 @@ def solver_warnings(config, values: dict[str, float]) -> list[str]:
     ]
 
 
+class _WarningThrottle:
+    """Logs a persisting warning once every WARNING_REPEAT_LOG_STEPS log steps.
+
+    Warnings come from sources (the solver, the trainer); a source's warning
+    is logged when it first appears, then again only every
+    WARNING_REPEAT_LOG_STEPS log steps while it persists, and at once when it
+    reappears after a log step without it.
+    """
+
+    def __init__(self):
+        self._log_steps = 0
+        self._last_logged: dict[str, int] = {}  # source -> log step index
+
+    def log(self, step: int, warnings_by_source: dict[str, list[str]]) -> None:
+        self._log_steps += 1
+        for source, warnings in warnings_by_source.items():
+            if not warnings:
+                self._last_logged.pop(source, None)
+                continue
+            last = self._last_logged.get(source)
+            if last is not None and self._log_steps - last < WARNING_REPEAT_LOG_STEPS:
+                continue
+            self._last_logged[source] = self._log_steps
+            for warning in warnings:
+                logging.warning(
+                    "step %d: %s (while this persists, it is repeated every %d "
+                    "log steps)",
+                    step,
+                    warning,
+                    WARNING_REPEAT_LOG_STEPS,
+                )
+
+
 def run_training_loop(
     config: ml_collections.ConfigDict,
     state,
@@ -451,7 +500,7 @@ def run_training_loop(
     at the end, and stops with `NonFiniteLossError` at a NaN or infinite loss.
     At each log step it warns when the inner solver stopped at maxiter on
     more than `UNCONVERGED_WARNING` of the tasks, and logs `warnings_at`'s
-    warnings.
+    warnings (a persisting warning every WARNING_REPEAT_LOG_STEPS log steps).
 
     Args:
       config: the run's config (steps and intervals).
@@ -468,6 +517,7 @@ def run_training_loop(
       The state after config.num_train_steps steps.
     """
     guard = _LossGuard()
+    throttle = _WarningThrottle()
     start_step = int(state.step)
     total = config.num_train_steps
     if start_step >= total:
@@ -518,10 +568,13 @@ def run_training_loop(
                     format_scalars(step_metrics),
                 )
                 last_line = time.perf_counter()
-                for warning in solver_warnings(config, values) + (
-                    warnings_at(step, values) if warnings_at else []
-                ):
-                    logging.warning("step %d: %s", step, warning)
+                throttle.log(
+                    step,
+                    {
+                        "solver": solver_warnings(config, values),
+                        "trainer": warnings_at(step, values) if warnings_at else [],
+                    },
+                )
             elif time.perf_counter() - last_line > HEARTBEAT_SECONDS:
                 logging.info(
                     "step %d/%d (%.2f steps/s, ETA %.0fs); scalars every %d steps",

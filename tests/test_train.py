@@ -2,6 +2,7 @@
 
 import glob
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -234,3 +235,19 @@ def test_solver_warning_names_maxiter_when_tasks_do_not_converge():
     (warning,) = loop.solver_warnings(config, values)
     assert "inner.maxiter=300" in warning and "50%" in warning
     assert loop.solver_warnings(config, {**values, "inner_unconverged": 0.0}) == []
+
+
+def test_a_persisting_warning_is_repeated_every_few_log_steps(caplog):
+    """Logged when it appears, then every WARNING_REPEAT_LOG_STEPS log steps
+    while it persists; at once again after a log step without it."""
+    throttle = loop._WarningThrottle()
+    every = loop.WARNING_REPEAT_LOG_STEPS
+    present = [True] * (2 * every + 1) + [False] + [True]
+    logged_at = []
+    for index, warn in enumerate(present):
+        with caplog.at_level(logging.WARNING):
+            caplog.clear()
+            throttle.log(index, {"solver": ["slow"] if warn else [], "trainer": []})
+            if any("slow" in record.getMessage() for record in caplog.records):
+                logged_at.append(index)
+    assert logged_at == [0, every, 2 * every, 2 * every + 2]

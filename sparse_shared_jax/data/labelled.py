@@ -52,6 +52,18 @@ class LabelledSplit(Protocol):
         ...
 
 
+def example_inputs(split: LabelledSplit) -> np.ndarray:
+    """The inputs [1, *input_shape] of the split's first row (to initialise
+    an encoder on, or to read the input shape from)."""
+    return split.inputs(np.zeros(1, np.int64))
+
+
+def read_rows(split: LabelledSplit, rows: np.ndarray) -> np.ndarray:
+    """int rows of any shape [...] -> their inputs [..., *input_shape]."""
+    inputs = split.inputs(rows.reshape(-1))
+    return inputs.reshape(rows.shape + inputs.shape[1:])
+
+
 # (predictions int [n], label columns of the same rows) -> a score.
 ExtraScore = Callable[[np.ndarray, Mapping[str, np.ndarray]], float]
 

@@ -1,14 +1,20 @@
-"""What the two bilevel trainers share: the encoder's state and the bilevel step."""
+"""What the two bilevel trainers share: the encoder's state, the bilevel step
+and the transfer evaluation."""
 
 from __future__ import annotations
 
 import functools
+import os
 
 import jax
 import ml_collections
 import numpy as np
 
-from sparse_shared_jax import bilevel, loop
+from sparse_shared_jax import atomic_files, bilevel, loop, parallel, transfer
+from sparse_shared_jax.data import labelled
+from sparse_shared_jax.trainers import erm
+
+TRANSFER_FILE = "transfer.json"
 
 
 def bilevel_job(
@@ -42,3 +48,24 @@ def bilevel_job(
         batch_at=lambda step, sharding: loop.device_episode(source, step, sharding),
         **parts,
     )
+
+
+def transfer_scores(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    benchmark: labelled.LabelledBenchmark,
+    state,
+) -> dict[str, float]:
+    """The transfer evaluation of the run's frozen encoder on `benchmark`
+    (`transfer.evaluate_transfer`), with the ERM baseline trained (or read
+    back) in `<workdir>/erm`; writes `<workdir>/transfer.json` and returns
+    the record flattened into scalars."""
+    record = transfer.evaluate_transfer(
+        config,
+        benchmark,
+        transfer.FrozenEncoder(state.params, state.apply_fn),
+        erm.train_or_load(config, workdir),
+    )
+    if parallel.is_main_process():
+        atomic_files.write_json(os.path.join(workdir, TRANSFER_FILE), record)
+    return transfer.flatten_record(record)

@@ -30,18 +30,18 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from sparse_shared_jax import atomic_files, bilevel, loop, parallel, scalar_logs
-from sparse_shared_jax import transfer as transfer_lib
+from sparse_shared_jax import bilevel, loop
 from sparse_shared_jax.config_validation import (
     bilevel_settings,
     task_fields,
     validate_benchmark_config,
 )
 from sparse_shared_jax.data import benchmark_splits, labelled, meta_tasks
-from sparse_shared_jax.trainers import erm
-from sparse_shared_jax.trainers._bilevel import bilevel_job
-
-TRANSFER_FILE = "transfer.json"
+from sparse_shared_jax.trainers._bilevel import (
+    TRANSFER_FILE,
+    bilevel_job,
+    transfer_scores,
+)
 
 validate = validate_benchmark_config
 
@@ -73,7 +73,7 @@ class SplitEpisodes:
         split: benchmark_splits.BenchmarkSplit,
     ):
         self.sampler, self.split = sampler, split
-        self.input_shape = split.inputs(np.zeros(1, np.int64)).shape[1:]
+        self.input_shape = labelled.example_inputs(split).shape[1:]
 
     def draw(self, step: int) -> loop.EpisodeKeys:
         draw = self.sampler(step)
@@ -82,9 +82,7 @@ class SplitEpisodes:
         )
 
     def read_inputs(self, keys: np.ndarray) -> np.ndarray:
-        return self.split.inputs(keys.reshape(-1)).reshape(
-            keys.shape + self.input_shape
-        )
+        return labelled.read_rows(self.split, keys)
 
 
 def prepare(config: ml_collections.ConfigDict, workdir: str) -> loop.Job:
@@ -123,7 +121,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> loop.Job:
     return bilevel_job(
         config,
         settings,
-        train_split.inputs(np.zeros(1, np.int64)),
+        labelled.example_inputs(train_split),
         source,
         evaluate=meta_validation,
         finish=functools.partial(_finish, config, workdir, splits, meta_validation),
@@ -159,21 +157,7 @@ def _finish(config, workdir, splits, meta_validation, state, layout, writer) -> 
     benchmark = labelled.LabelledBenchmark(
         splits, len(spec.label_names), spec.extra_scores
     )
-    record = transfer_lib.evaluate_transfer(
-        config,
-        benchmark,
-        transfer_lib.FrozenEncoder(state.params, state.apply_fn),
-        erm.train_or_load(config, workdir),
-    )
-    final = dict(scores, step=step)
-    final.update(transfer_lib.flatten_record(record))
-    if parallel.is_main_process():
-        history = scalar_logs.read_history(workdir, step)
-        final.update(
-            {name: s[-1][1] for name, s in history.items() if name.startswith("train/")}
-        )
-        atomic_files.write_json(os.path.join(workdir, TRANSFER_FILE), record)
-    return final
+    return {**scores, **transfer_scores(config, workdir, benchmark, state)}
 
 
 def _summary(config, workdir, final: dict) -> str:

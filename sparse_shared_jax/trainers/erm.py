@@ -28,7 +28,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from sparse_shared_jax import loop, parallel, scalar_logs, transfer
+from sparse_shared_jax import loop, parallel, transfer
 from sparse_shared_jax.data import labelled
 
 # The ERM run's directory inside the method's workdir.
@@ -88,7 +88,7 @@ class ErmBatches:
                 f"training split's size); got {batch_size}."
             )
         self.split, self.batch_size, self.seed = split, batch_size, seed
-        self.input_shape = split.inputs(np.zeros(1, np.int64)).shape[1:]
+        self.input_shape = labelled.example_inputs(split).shape[1:]
         self._batches_per_pass = len(split) // batch_size
         self._pass, self._order, self._rng = -1, None, None
 
@@ -142,7 +142,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> loop.Job:
     binary = benchmark.num_classes == 2
     targets = split.labels["label"].astype(np.float32 if binary else np.int32)
     encoder = loop.make_encoder(config)
-    example = split.inputs(np.zeros(1, np.int64))
+    example = labelled.example_inputs(split)
     optimizer = loop.make_optimizer(config.outer)
 
     def init_state():
@@ -161,9 +161,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> loop.Job:
     def batch_at(step: int, sharding) -> ErmBatch:
         rows = batches.rows(step)[None]  # [1, B]
         x = parallel.global_array(
-            lambda block: split.inputs(rows[block[:2]].reshape(-1)).reshape(
-                rows[block[:2]].shape + batches.input_shape
-            ),
+            lambda block: labelled.read_rows(split, rows[block[:2]]),
             rows.shape + batches.input_shape,
             sharding,
         )
@@ -172,20 +170,11 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> loop.Job:
         )
         return ErmBatch(x, y)
 
-    def finish(state, layout, writer) -> dict:
-        step = int(state.step)
-        final = {"step": step}
-        if parallel.is_main_process():
-            history = scalar_logs.read_history(workdir, step)
-            final.update({name: s[-1][1] for name, s in history.items()})
-        return final
-
     return loop.Job(
         batch_sizes=(1, batches.batch_size, 0),
         init_state=init_state,
         train_step=train_step,
         batch_at=batch_at,
-        finish=finish,
         summary=lambda final: (
             f"ERM baseline (step {final['step']}): training loss "
             f"{final.get('train/loss', float('nan')):.4f}; in {workdir}"

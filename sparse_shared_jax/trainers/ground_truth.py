@@ -21,22 +21,18 @@ import numpy as np
 from absl import logging
 
 from sparse_shared_jax import (
-    atomic_files,
     data,
     evaluate,
     loop,
     parallel,
     plots,
     scalar_logs,
-    transfer,
 )
 from sparse_shared_jax.config_validation import bilevel_settings, validate_config
 from sparse_shared_jax.data import labelled
-from sparse_shared_jax.trainers import erm
-from sparse_shared_jax.trainers._bilevel import bilevel_job
+from sparse_shared_jax.trainers._bilevel import bilevel_job, transfer_scores
 
 PICTURES_DIR = "pictures"
-TRANSFER_FILE = "transfer.json"
 # Warn of a collapse when the heads use fewer than this fraction of the
 # factors the tasks' labels depend on, per task on average.
 COLLAPSE_FRACTION = 0.6
@@ -244,31 +240,13 @@ def _finish(config, workdir, dataset, settings, state, layout, writer) -> dict:
     )
     step = int(state.step)
     final = {f"eval/{k}": v for k, v in scores.items()}
-    final["step"] = step
     if parallel.is_main_process():
-        writer.write_scalars(step, {f"eval/{k}": v for k, v in scores.items()})
+        writer.write_scalars(step, final)
         _write_pictures(config, workdir, dataset, evaluation, usage, held_out, step)
-        history = scalar_logs.read_history(workdir, step)
-        final.update(
-            {name: s[-1][1] for name, s in history.items() if name.startswith("train/")}
-        )
-    if "transfer" in config:
-        final.update(_transfer(config, workdir, state))
+    if "transfer" in config:  # the dataset's labelled splits (config.transfer)
+        benchmark = labelled.open_labelled_benchmark(config)
+        final.update(transfer_scores(config, workdir, benchmark, state))
     return final
-
-
-def _transfer(config, workdir, state) -> dict[str, float]:
-    """The transfer evaluation of the frozen encoder (config.transfer)."""
-    benchmark = labelled.open_labelled_benchmark(config)
-    record = transfer.evaluate_transfer(
-        config,
-        benchmark,
-        transfer.FrozenEncoder(state.params, state.apply_fn),
-        erm.train_or_load(config, workdir),
-    )
-    if parallel.is_main_process():
-        atomic_files.write_json(os.path.join(workdir, TRANSFER_FILE), record)
-    return transfer.flatten_record(record)
 
 
 def _write_pictures(
