@@ -43,7 +43,12 @@ def _define_flags() -> None:
         "experiment", None, "Experiment config file (experiments/*.py)."
     )
     flags.DEFINE_string("workdir", None, "Directory holding one workdir per run.")
-    flags.DEFINE_integer("seeds", 3, "Number of seeds (0 .. seeds-1).")
+    flags.DEFINE_integer(
+        "seeds", 3, "Number of seeds (first_seed .. first_seed + seeds - 1)."
+    )
+    flags.DEFINE_integer(
+        "first_seed", 0, "The first seed; e.g. 1 adds seeds to runs made elsewhere."
+    )
     flags.DEFINE_list("ablations", list(configs.ABLATIONS), "Ablations to run.")
     flags.DEFINE_string("argument", "", "Extra config argument, e.g. 'rho=0.9'.")
     flags.DEFINE_multi_string(
@@ -147,18 +152,20 @@ def run_sweep(
     argument: str = "",
     train_missing: bool = True,
     grid: Sequence[str] = (),
+    first_seed: int = 0,
 ) -> dict[str, list[dict]]:
     """Trains every (ablation, grid cell, seed); returns row label -> final metrics.
 
     The row label is the ablation, followed by the grid cell if there is a
-    grid ('full, rho=0.9,share_weight=0.1'). With train_missing=False only the
-    runs that already finished are read.
+    grid ('full, rho=0.9,share_weight=0.1'). The seeds are first_seed ..
+    first_seed + seeds - 1. With train_missing=False only the runs that
+    already finished are read.
     """
     results: dict[str, list[dict]] = {}
     cells = grid_cells(grid)
     for ablation, cell in itertools.product(ablations, cells):
         label = f"{ablation}, {cell}" if cell else ablation
-        for seed in range(seeds):
+        for seed in range(first_seed, first_seed + seeds):
             run_dir = os.path.join(workdir, run_name(ablation, cell, seed))
             metrics_path = os.path.join(run_dir, "metrics.json")
             if os.path.exists(metrics_path):
@@ -224,11 +231,13 @@ def main(argv):
         FLAGS.argument,
         train_missing=not FLAGS.table_only,
         grid=FLAGS.grid,
+        first_seed=FLAGS.first_seed,
     )
     output = FLAGS.output or os.path.join(FLAGS.workdir, "sweep.md")
     command = (
         f"python -m sparse_shared_jax.sweep --experiment={FLAGS.experiment} "
         f"--ablations={','.join(FLAGS.ablations)} --seeds={FLAGS.seeds}"
+        + (f" --first_seed={FLAGS.first_seed}" if FLAGS.first_seed else "")
         + "".join(f" --grid={entry}" for entry in FLAGS.grid)
         + (f" --argument={FLAGS.argument}" if FLAGS.argument else "")
         + (f" --columns={FLAGS.columns}" if FLAGS.columns != "disentanglement" else "")

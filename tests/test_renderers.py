@@ -58,6 +58,18 @@ def test_deterministic_and_independent_of_the_batch(dataset):
     np.testing.assert_allclose(alone, together[:8], atol=1e-6)
 
 
+def test_shapes3d_images_do_not_depend_on_what_was_rendered_before():
+    """The geometry cache: a fresh object and one that has cast other
+    geometries first give bit-identical images."""
+    rng = np.random.default_rng(3)
+    earlier, factors = (SyntheticShapes3D().sample_factors(64, rng) for _ in range(2))
+    used = SyntheticShapes3D()
+    used.observations(earlier)
+    np.testing.assert_array_equal(
+        used.observations(factors), SyntheticShapes3D().observations(factors)
+    )
+
+
 def test_distinct_factor_combinations_give_distinct_images(dataset):
     """On random pairs of different combinations (dSprites: hearts only, since
     the square and ellipse repeat under rotation as in the real dataset)."""

@@ -90,6 +90,24 @@ def test_grid_runs_every_combination_in_its_own_workdir(tmp_path):
     assert "| full, share_weight=0.3,inner.alpha=0.2 | 1 | " in table
 
 
+def test_first_seed_shifts_the_seeds_and_their_workdirs(tmp_path, monkeypatch):
+    trained = []
+
+    def record_training(config, workdir):
+        trained.append((config, os.path.basename(workdir)))
+        return {"seed": config}
+
+    monkeypatch.setattr(sweep.train, "train_and_evaluate", record_training)
+    results = sweep.run_sweep(
+        lambda argument: argument, str(tmp_path), ["full"], seeds=2, first_seed=1
+    )
+    assert trained == [
+        ("full,seed=1", "full_seed1"),
+        ("full,seed=2", "full_seed2"),
+    ]
+    assert results == {"full": [{"seed": "full,seed=1"}, {"seed": "full,seed=2"}]}
+
+
 @pytest.mark.parametrize("entry", ["rho", "rho=", "=0.1"])
 def test_bad_grid_entries_are_named(entry):
     with pytest.raises(ValueError, match="--grid"):

@@ -97,6 +97,11 @@ class SyntheticShapes3D(GroundTruthDataset):
         self.antialias = antialias
         self._grid = _render.subpixel_centres(_IMAGE_SIZE, antialias)
         self._window = _object_window()
+        # The shading maps of every geometry (scale, shape, orientation),
+        # ray-cast the first time a geometry is asked for: 480 x 48 KiB.
+        num_geometries = int(np.prod(self.factor_sizes[3:]))
+        self._shading = np.zeros((num_geometries, 3, _IMAGE_SIZE**2), np.float32)
+        self._cast = np.zeros(num_geometries, bool)
 
     def factor_values(self, factors: np.ndarray) -> np.ndarray:
         """Natural values: three hues in [0, 1), scale, shape id, angle (deg).
@@ -130,15 +135,27 @@ class SyntheticShapes3D(GroundTruthDataset):
             factors, self.factor_names, self.factor_sizes
         )
         # Geometry depends on (scale, shape, orientation) only: ray-cast each
-        # distinct combination once, then colour every image.
+        # geometry once per dataset object, then colour every image.
         geometry = np.ravel_multi_index(factors[:, 3:].T, self.factor_sizes[3:])
-        distinct, inverse = np.unique(geometry, return_inverse=True)
-        scale, shape, orientation = np.unravel_index(distinct, self.factor_sizes[3:])
-        shading = self._shading_maps(_SCALES[scale], shape, orientation)
-        shading = shading.reshape(len(distinct), 3, _IMAGE_SIZE**2)[inverse]
+        self._cast_missing(geometry)
+        shading = self._shading[geometry]  # [num, 3 regions, pixels]
         colours = _render.hue_to_rgb(_HUES[factors[:, :3]])  # [num, 3 regions, rgb]
         images = np.matmul(shading.transpose(0, 2, 1), colours)  # [num, pixels, rgb]
         return images.reshape(len(factors), *self.observation_shape)
+
+    def _cast_missing(self, geometry: np.ndarray) -> None:
+        """Ray-casts the geometries (flat indices) not cast before.
+
+        A geometry's maps do not depend on which others are cast with it, so
+        the images are the same whatever was rendered before.
+        """
+        missing = np.unique(geometry[~self._cast[geometry]])
+        if missing.size == 0:
+            return
+        scale, shape, orientation = np.unravel_index(missing, self.factor_sizes[3:])
+        maps = self._shading_maps(_SCALES[scale], shape, orientation)
+        self._shading[missing] = maps.reshape(len(missing), 3, _IMAGE_SIZE**2)
+        self._cast[missing] = True
 
     def _shading_maps(
         self, scale: np.ndarray, shape: np.ndarray, orientation: np.ndarray
