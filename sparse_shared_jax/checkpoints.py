@@ -32,6 +32,7 @@ RESUMABLE_CHANGES = (
     "eval.",
     "checkpoint.",
     "parallel.",
+    "input.",
     "data.data_dir",
     "data.manual_dir",
     # Only the transfer evaluation reads these: a finished benchmark run

@@ -43,13 +43,14 @@ def _require_at_least(config, field: str, minimum) -> None:
 
 def _validate_training(config: ml_collections.ConfigDict) -> None:
     """The checks every experiment shares: steps, model, episode, optimiser."""
-    for field in ("num_train_steps", "seed"):
+    for field in ("num_train_steps", "seed", "input.workers"):
         _require_at_least(config, field, 0)
     for field in (
         "log_every_steps",
         "eval_every_steps",
         "checkpoint.every_steps",
         "checkpoint.max_to_keep",
+        "input.buffer_size",
         "model.num_features",
         "episode.num_tasks",
         "episode.support_size",

@@ -156,6 +156,14 @@ def base_config() -> ml_collections.ConfigDict:
     # over all devices, for encoders too big to replicate).
     config.parallel.param_sharding = "replicated"
 
+    # The training episodes' input pipeline (input_pipeline.py): worker
+    # processes that render or read the next episodes while the device
+    # computes a step (0: read in the main process, between steps), and the
+    # episodes each worker keeps ready. Any value gives the same episodes.
+    config.input = ml_collections.ConfigDict()
+    config.input.workers = 0
+    config.input.buffer_size = 2
+
     # Orbax checkpoints under <workdir>/checkpoints.
     config.checkpoint = ml_collections.ConfigDict()
     config.checkpoint.every_steps = 500  # also saved at the end
@@ -198,7 +206,7 @@ def set_image_ground_truth(
 def benchmark_config(name: str) -> ml_collections.ConfigDict:
     """The config of meta-training on a real benchmark's labels, then transfer.
 
-    The sections model, episode, inner, share, outer, parallel and checkpoint
+    The sections model, episode, inner, share, outer, parallel, input and checkpoint
     are those of `base_config()`; `data` names the benchmark and the label
     fields tasks are built from (see data/meta_tasks.py), `eval` the
     meta-validation episodes and `transfer` the sparse target head and its
@@ -245,6 +253,7 @@ def benchmark_config(name: str) -> ml_collections.ConfigDict:
     config.transfer.erm_steps = 2000
 
     config.checkpoint = base.checkpoint
+    config.input = base.input
     return config
 
 

@@ -34,7 +34,6 @@ from jax.experimental import multihost_utils
 
 from sparse_shared_jax import (
     atomic_files,
-    bilevel,
     checkpoints,
     models,
     parallel,
@@ -82,6 +81,8 @@ class Job:
       warnings_at: (step, the step's scalars) -> warnings to log.
       encoder_key: where the encoder's parameters sit in state.params (None:
         state.params are the encoder's), for pretrained weights.
+      close: () -> None, called when the run ends however it ends (stops the
+        input pipeline's workers).
     """
 
     batch_sizes: tuple[int, int, int]
@@ -95,6 +96,7 @@ class Job:
     evaluate: Callable[[Any, parallel.TrainingLayout], dict[str, float]] | None = None
     warnings_at: Callable[[int, dict[str, float]], list[str]] | None = None
     encoder_key: str | None = None
+    close: Callable[[], None] | None = None
 
 
 # ----------------------------------------------------------------------------
@@ -126,26 +128,6 @@ class EpisodeSource(Protocol):
     def read_inputs(self, keys: np.ndarray) -> np.ndarray:
         """keys [t, m, ...] -> inputs [t, m, *input_shape] (a process reads
         only the block its devices hold)."""
-
-
-def device_episode(source: EpisodeSource, step: int, sharding) -> bilevel.EpisodeBatch:
-    """Episode `step` of `source` as global arrays, each process reading
-    only its block."""
-    keys = source.draw(step)
-    return bilevel.EpisodeBatch(
-        *_global_pair(source, keys.support_keys, keys.support_y, sharding),
-        *_global_pair(source, keys.query_keys, keys.query_y, sharding),
-    )
-
-
-def _global_pair(source: EpisodeSource, keys, labels, sharding):
-    x = parallel.global_array(
-        lambda block: source.read_inputs(keys[block[:2]]),
-        labels.shape + tuple(source.input_shape),
-        sharding,
-    )
-    y = parallel.global_array(lambda block: labels[block], labels.shape, sharding)
-    return x, y
 
 
 # ----------------------------------------------------------------------------
@@ -282,6 +264,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, trainer: Trainer) -> di
                 }
             )
     finally:
+        if job.close:
+            job.close()
         writer.close()
         checkpointer.close()
     if parallel.is_main_process():

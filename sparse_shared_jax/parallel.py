@@ -244,9 +244,7 @@ def create_sharded(
     return jax.jit(init_fn, out_shardings=shardings)(), shardings
 
 
-def _process_block(
-    sharding: NamedSharding, shape: tuple[int, ...]
-) -> tuple[slice, ...]:
+def process_block(sharding: NamedSharding, shape: tuple[int, ...]) -> tuple[slice, ...]:
     """The block of a global array that this process's devices hold.
 
     Raises:
@@ -285,7 +283,7 @@ def global_array(
       shape: the global shape.
       sharding: how the global array is laid out over the devices.
     """
-    block = _process_block(sharding, shape)
+    block = process_block(sharding, shape)
     return jax.make_array_from_process_local_data(sharding, local_fn(block), shape)
 
 

@@ -10,12 +10,19 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import PIL.Image
 import pytest
 import tensorflow_datasets as tfds
 
-from sparse_shared_jax import config_validation, configs, train
+from sparse_shared_jax import (
+    config_validation,
+    configs,
+    input_pipeline,
+    parallel,
+    train,
+)
 from sparse_shared_jax.data import benchmark_splits, labelled
 from sparse_shared_jax.data.benchmarks import civil_comments
 from sparse_shared_jax.data.benchmarks.celeba import CELEBA_ATTRIBUTES
@@ -192,6 +199,23 @@ def test_tasks_come_only_from_the_configured_fields(celeba_dirs):
     fields = {task.field for step in range(50) for task in sampler(step).tasks}
     assert "Male" not in fields and "Blond_Hair" not in fields
     assert "attribute" not in fields and len(fields) > 10
+
+
+def test_worker_processes_read_the_same_benchmark_episodes(celeba_dirs):
+    config = _tiny_celeba_config(*celeba_dirs)
+    split = labelled.open_benchmark(config)["train"]
+    source = benchmark.SplitEpisodes(
+        benchmark.make_task_sampler(config, split, seed=0), split
+    )
+    sharding = parallel.TrainingLayout.create(2, 8, 4).episode
+
+    def episodes(workers):
+        stream = input_pipeline.EpisodeStream(source, 3, workers=workers)
+        read = [jax.tree.map(np.asarray, stream(step, sharding)) for step in range(3)]
+        stream.close()
+        return read
+
+    jax.tree.map(np.testing.assert_array_equal, episodes(1), episodes(0))
 
 
 def test_attribute_tasks_need_an_explicit_switch(celeba_dirs):

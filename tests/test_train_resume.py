@@ -12,7 +12,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from sparse_shared_jax import checkpoints, loop, train
+from sparse_shared_jax import checkpoints, input_pipeline, loop, train
 
 EXPERIMENT = os.path.join(
     os.path.dirname(__file__), "..", "experiments", "nonlinear_mixing.py"
@@ -141,15 +141,15 @@ def test_corrupt_checkpoint_is_named_in_the_error(tmp_path):
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
     tmp_path, monkeypatch
 ):
-    device_episode = loop.device_episode
+    read_episode = input_pipeline.EpisodeStream.__call__
 
-    def poisoned_episode(source, step, sharding):
-        episode = device_episode(source, step, sharding)
+    def poisoned_episode(self, step, sharding):
+        episode = read_episode(self, step, sharding)
         if step == 4:  # the episode of the 5th update
             episode = episode._replace(support_x=episode.support_x * np.nan)
         return episode
 
-    monkeypatch.setattr(loop, "device_episode", poisoned_episode)
+    monkeypatch.setattr(input_pipeline.EpisodeStream, "__call__", poisoned_episode)
     with pytest.raises(
         loop.NonFiniteLossError, match=r"at step 5; .*Last good checkpoint: step 4"
     ):

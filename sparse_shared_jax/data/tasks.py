@@ -206,16 +206,23 @@ class TaskDistribution:
         magnitude = rng.uniform(0.5, 1.5, size=support.shape)
         return np.where(support, sign * magnitude, 0.0)
 
-    def _edges(self, coefficients: np.ndarray) -> np.ndarray:
-        """float [T, C - 1]: cuts of the reference score at levels 1/C, ..., (C-1)/C.
+    def _edges(self, coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The class cuts of each task's reference scores, and whether a class
+        is rare.
 
         Each cut is the midpoint between two consecutive distinct reference
-        scores whose empirical CDF is closest to the level, so a cut never sits
-        on an atom of a discrete score (where ties would unbalance the classes).
+        scores whose empirical CDF is closest to the level j/C, so a cut
+        never sits on an atom of a discrete score (where ties would unbalance
+        the classes). A class is rare when its reference frequency (the
+        labels `_classify` gives the reference scores) is below 1 / (2C).
+
+        Returns:
+          edges: float [T, C - 1] (C - 1 = 0 for regression).
+          rare: bool [T].
         """
         num_tasks = coefficients.shape[0]
         if self._num_classes is None:
-            return np.zeros((num_tasks, 0))
+            return np.zeros((num_tasks, 0)), np.zeros(num_tasks, bool)
         scores = np.sort(coefficients @ self._reference.T, axis=1)  # [T, ref]
         num_ref = scores.shape[1]
         # Cut j - 1 lies between scores[:, j - 1] and scores[:, j]; CDF j / ref.
@@ -227,17 +234,16 @@ class TaskDistribution:
             gap = np.abs(cdf_index - c * num_ref / self._num_classes)
             best = np.where(distinct, gap, np.inf).argmin(axis=1)  # [T]
             edges[:, c - 1] = 0.5 * (scores[rows, best] + scores[rows, best + 1])
-        return edges
-
-    def _has_rare_class(
-        self, coefficients: np.ndarray, edges: np.ndarray
-    ) -> np.ndarray:
-        """bool [T]: a class has reference frequency below 1 / (2C)."""
-        labels = _classify(coefficients @ self._reference.T, edges)  # [T, ref]
-        frequencies = np.stack(
-            [(labels == c).mean(axis=1) for c in range(self._num_classes)], axis=1
-        )  # [T, C]
-        return frequencies.min(axis=1) < 0.5 / self._num_classes
+        # Scores at or below each cut (a score above k cuts has label k), from
+        # the sorted scores: [T, C + 1] counts, 0 and ref at the ends.
+        at_or_below = np.stack(
+            [
+                np.searchsorted(row, cuts, side="right")
+                for row, cuts in zip(scores, edges, strict=True)
+            ]
+        )
+        counts = np.diff(at_or_below, axis=1, prepend=0, append=num_ref)  # [T, C]
+        return edges, (counts / num_ref).min(axis=1) < 0.5 / self._num_classes
 
     def sample(self, num_tasks: int, rng: np.random.Generator) -> Tasks:
         """Draws `num_tasks` independent tasks.
@@ -262,15 +268,14 @@ class TaskDistribution:
             raise ValueError(f"num_tasks must be >= 1, got {num_tasks}.")
         support = self._draw_supports(num_tasks, rng)  # [T, K]
         coefficients = self._draw_coefficients(support, rng)  # [T, K]
-        edges = self._edges(coefficients)  # [T, C - 1]
+        edges, rare = self._edges(coefficients)  # [T, C - 1], [T]
         if self._num_classes is not None:
             for _ in range(_MAX_REDRAWS):
-                rare = self._has_rare_class(coefficients, edges)  # [T]
                 if not rare.any():
                     break
                 support[rare] = self._draw_supports(int(rare.sum()), rng)
                 coefficients[rare] = self._draw_coefficients(support[rare], rng)
-                edges[rare] = self._edges(coefficients[rare])
+                edges[rare], rare[rare] = self._edges(coefficients[rare])
             else:
                 raise ValueError(
                     f"Could not draw tasks whose {self._num_classes} classes all "

@@ -10,7 +10,14 @@ import jax
 import ml_collections
 import numpy as np
 
-from sparse_shared_jax import atomic_files, bilevel, loop, parallel, transfer
+from sparse_shared_jax import (
+    atomic_files,
+    bilevel,
+    input_pipeline,
+    loop,
+    parallel,
+    transfer,
+)
 from sparse_shared_jax.data import labelled
 from sparse_shared_jax.trainers import erm
 
@@ -35,6 +42,13 @@ def bilevel_job(
       **parts: the other fields of loop.Job (finish, summary, evaluate, ...).
     """
     encoder, optimizer = loop.make_encoder(config), loop.make_optimizer(config.outer)
+    input_pipeline.log_workers(config.input.workers, config.input.buffer_size)
+    episodes = input_pipeline.EpisodeStream(
+        source,
+        config.num_train_steps,
+        config.input.workers,
+        config.input.buffer_size,
+    )
     return loop.Job(
         batch_sizes=(
             config.episode.num_tasks,
@@ -45,7 +59,8 @@ def bilevel_job(
             encoder, jax.random.key(config.seed), example_x, optimizer
         ),
         train_step=functools.partial(bilevel.train_step, settings=settings),
-        batch_at=lambda step, sharding: loop.device_episode(source, step, sharding),
+        batch_at=episodes,
+        close=episodes.close,
         **parts,
     )
 

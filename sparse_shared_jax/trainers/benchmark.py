@@ -30,7 +30,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from sparse_shared_jax import bilevel, loop
+from sparse_shared_jax import bilevel, input_pipeline, loop
 from sparse_shared_jax.config_validation import (
     bilevel_settings,
     task_fields,
@@ -139,7 +139,7 @@ def _meta_validation(
     """
     totals: dict[str, float] = {}
     for index in range(num_episodes):
-        episode = loop.device_episode(source, index, layout.episode)
+        episode = input_pipeline.device_episode(source, index, layout.episode)
         _, aux = loss_fn(state.params, episode=episode)
         for name, value in aux.items():
             totals[name] = totals.get(name, 0.0) + float(value)
