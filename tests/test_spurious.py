@@ -145,3 +145,34 @@ def test_episode_sampler_draws_biased_episodes_and_unbiased_held_out_ones(datase
 def test_bad_agreement_is_rejected():
     with pytest.raises(ValueError, match="agreement must be in"):
         spurious.SpuriousShapes3D(agreement=1.0)
+
+
+def test_the_label_and_attribute_factors_can_be_other_factors():
+    dataset = spurious.SpuriousShapes3D(
+        agreement=0.99, label_factor="scale", attribute_factor="wall_hue", **SMALL
+    )
+    train = dataset._split_factors["train"]
+    large = (train[:, 3] >= 4).astype(np.int32)  # scale 1.04-1.25
+    warm_wall = (train[:, 1] >= 5).astype(np.int32)
+    np.testing.assert_array_equal(spurious.labels_of(train, "scale"), large)
+    assert np.mean(large) == 0.5
+    assert np.mean(large == warm_wall) == 0.99
+    # The default factors are free: every shape and floor hue occurs.
+    assert set(train[:, 4]) == {0, 1, 2, 3} and len(set(train[:, 0])) == 10
+    split = dataset.split("test")
+    np.testing.assert_array_equal(split.labels["label"], split.factors[:, 3] >= 4)
+    np.testing.assert_array_equal(np.bincount(split.labels["group"]), [100] * 4)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"train_size": 100, "agreement": 0.995}, r"train split .*group 1 empty"),
+        ({"label_factor": "orientation"}, "odd number of values"),
+        ({"attribute_factor": "shape"}, "both 'shape'"),
+        ({"label_factor": "size"}, "Unknown factor 'size'"),
+    ],
+)
+def test_bad_benchmark_options_are_named(options, message):
+    with pytest.raises(ValueError, match=message):
+        spurious.SpuriousShapes3D(**options)

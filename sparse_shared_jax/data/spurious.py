@@ -10,6 +10,11 @@ spurious attribute read off two of the six factors:
   (``floor_hue >= 5``);
 * group: ``2 * label + attribute`` (4 groups).
 
+Those are the defaults; `label_factor` and `attribute_factor` choose any two
+different factors with an even number of values, each binarised at the
+middle of its values (e.g. ``label_factor='scale'``: objects of scale
+0.75-0.96 against 1.04-1.25, a subtler cue than a hue).
+
 Three fixed, labelled splits are drawn from `split_seed`:
 
 * ``'train'``: the biased training distribution. Labels are balanced and the
@@ -59,21 +64,43 @@ ATTRIBUTE_FACTOR = "floor_hue"
 NUM_GROUPS = 4
 SPLITS = ("train", "validation", "test")
 
-_SHAPE = SyntheticShapes3D.factor_names.index(LABEL_FACTOR)
-_FLOOR_HUE = SyntheticShapes3D.factor_names.index(ATTRIBUTE_FACTOR)
-# Factor indices at or above these thresholds give label 1 / attribute 1.
-_LABEL_THRESHOLD = SyntheticShapes3D.factor_sizes[_SHAPE] // 2  # shape >= 2
-_ATTRIBUTE_THRESHOLD = SyntheticShapes3D.factor_sizes[_FLOOR_HUE] // 2  # hue >= 5
+
+def _half(factor: str) -> tuple[int, int]:
+    """(column, values per half) of a factor binarised at the middle of its
+    values; the factor must have an even number of values."""
+    if factor not in SyntheticShapes3D.factor_names:
+        raise ValueError(
+            f"Unknown factor {factor!r}; choose one of "
+            f"{SyntheticShapes3D.factor_names}."
+        )
+    column = SyntheticShapes3D.factor_names.index(factor)
+    size = SyntheticShapes3D.factor_sizes[column]
+    if size % 2:
+        raise ValueError(
+            f"The factor {factor!r} has an odd number of values ({size}), so it "
+            "has no two equal halves to binarise; choose a factor with an even "
+            "number of values."
+        )
+    return column, size // 2
 
 
-def labels_of(factors: np.ndarray) -> np.ndarray:
-    """Binary target: int [n, 6] factor indices -> int32 [n] (sphere/capsule = 1)."""
-    return (np.asarray(factors)[:, _SHAPE] >= _LABEL_THRESHOLD).astype(np.int32)
+def binarised(factors: np.ndarray, factor: str) -> np.ndarray:
+    """int [n, 6] factor indices -> int32 [n]: 1 where `factor` is in the
+    upper half of its values (e.g. shape: sphere or capsule)."""
+    column, half = _half(factor)
+    return (np.asarray(factors)[:, column] >= half).astype(np.int32)
 
 
-def attributes_of(factors: np.ndarray) -> np.ndarray:
-    """Binary spurious attribute: int [n, 6] -> int32 [n] (floor hue >= 0.5 = 1)."""
-    return (np.asarray(factors)[:, _FLOOR_HUE] >= _ATTRIBUTE_THRESHOLD).astype(np.int32)
+def labels_of(factors: np.ndarray, factor: str = LABEL_FACTOR) -> np.ndarray:
+    """Binary target: int [n, 6] factor indices -> int32 [n] (default: the
+    shape, sphere/capsule = 1)."""
+    return binarised(factors, factor)
+
+
+def attributes_of(factors: np.ndarray, factor: str = ATTRIBUTE_FACTOR) -> np.ndarray:
+    """Binary spurious attribute: int [n, 6] -> int32 [n] (default: the floor
+    hue, >= 0.5 = 1)."""
+    return binarised(factors, factor)
 
 
 def groups_of(labels: np.ndarray, attributes: np.ndarray) -> np.ndarray:
@@ -82,18 +109,23 @@ def groups_of(labels: np.ndarray, attributes: np.ndarray) -> np.ndarray:
 
 
 def factors_for(
-    labels: np.ndarray, attributes: np.ndarray, rng: np.random.Generator
+    labels: np.ndarray,
+    attributes: np.ndarray,
+    rng: np.random.Generator,
+    label_factor: str = LABEL_FACTOR,
+    attribute_factor: str = ATTRIBUTE_FACTOR,
 ) -> np.ndarray:
     """Draws factors with the given label and attribute for every example.
 
-    Shape is uniform within the label's half of the shapes, floor hue
-    uniform within the attribute's half of the hues, the other factors
-    uniform over their grids; all independent.
+    The label factor is uniform within the label's half of its values, the
+    attribute factor within the attribute's half, the other factors uniform
+    over their grids; all independent.
 
     Args:
       labels: int [n] in {0, 1}.
       attributes: int [n] in {0, 1}.
       rng: a NumPy generator.
+      label_factor, attribute_factor: the factors they binarise.
 
     Returns:
       int64 [n, 6] factor indices of `SyntheticShapes3D`.
@@ -101,12 +133,9 @@ def factors_for(
     labels, attributes = np.asarray(labels), np.asarray(attributes)
     sizes = np.asarray(SyntheticShapes3D.factor_sizes)
     factors = rng.integers(0, sizes, size=(len(labels), sizes.size), dtype=np.int64)
-    factors[:, _SHAPE] = labels * _LABEL_THRESHOLD + rng.integers(
-        0, _LABEL_THRESHOLD, size=len(labels)
-    )
-    factors[:, _FLOOR_HUE] = attributes * _ATTRIBUTE_THRESHOLD + rng.integers(
-        0, _ATTRIBUTE_THRESHOLD, size=len(labels)
-    )
+    for factor, halves in ((label_factor, labels), (attribute_factor, attributes)):
+        column, half = _half(factor)
+        factors[:, column] = halves * half + rng.integers(0, half, size=len(labels))
     return factors
 
 
@@ -134,7 +163,11 @@ def group_counts(num: int, agreement: float) -> np.ndarray:
 
 
 def sample_split_factors(
-    num: int, agreement: float, rng: np.random.Generator
+    num: int,
+    agreement: float,
+    rng: np.random.Generator,
+    label_factor: str = LABEL_FACTOR,
+    attribute_factor: str = ATTRIBUTE_FACTOR,
 ) -> np.ndarray:
     """Factors of a split with exact group counts (`group_counts`), shuffled.
 
@@ -143,7 +176,7 @@ def sample_split_factors(
     """
     groups = np.repeat(np.arange(NUM_GROUPS), group_counts(num, agreement))
     groups = rng.permutation(groups)  # [num]
-    return factors_for(groups // 2, groups % 2, rng)
+    return factors_for(groups // 2, groups % 2, rng, label_factor, attribute_factor)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,9 +187,9 @@ class SpuriousSplit:
       name: 'train', 'validation' or 'test'.
       images: float32 [n, 64, 64, 3].
       factors: int64 [n, 6], the scenes' factor indices.
-      labels: int32 [n] columns: 'label' (the target, binarised shape),
-        'attribute' (the spurious attribute, binarised floor hue) and
-        'group' (2 * label + attribute).
+      labels: int32 [n] columns: 'label' (the target, by default the
+        binarised shape), 'attribute' (the spurious attribute, by default
+        the binarised floor hue) and 'group' (2 * label + attribute).
     """
 
     name: str
@@ -179,9 +212,13 @@ class SpuriousShapes3D(GroundTruthDataset):
       antialias: sub-pixels per pixel axis of the renderer.
       agreement: fraction of each class of the training split whose
         attribute equals the label, in [0.5, 1).
-      train_size, validation_size, test_size: examples per split.
+      train_size, validation_size, test_size: examples per split; each
+        split must leave every group at least one example.
       split_seed: seed of the three splits' factors (fixed across training
         seeds, like a dataset on disk).
+      label_factor, attribute_factor: the two different factors, each with
+        an even number of values, that the target and the spurious
+        attribute binarise (upper half = 1).
     """
 
     factor_names = SyntheticShapes3D.factor_names
@@ -196,21 +233,41 @@ class SpuriousShapes3D(GroundTruthDataset):
         validation_size: int = 1000,
         test_size: int = 2000,
         split_seed: int = 0,
+        label_factor: str = LABEL_FACTOR,
+        attribute_factor: str = ATTRIBUTE_FACTOR,
     ):
         if not 0.5 <= agreement < 1.0:
             raise ValueError(
                 f"agreement must be in [0.5, 1) (1 would leave the minority "
                 f"groups empty); got {agreement}."
             )
+        _half(label_factor), _half(attribute_factor)  # known, even-sized
+        if label_factor == attribute_factor:
+            raise ValueError(
+                f"label_factor and attribute_factor are both {label_factor!r}; "
+                "choose two different factors."
+            )
         self.agreement = agreement
+        self.label_factor, self.attribute_factor = label_factor, attribute_factor
         self._renderer = SyntheticShapes3D(antialias=antialias)
         sizes = {"train": train_size, "validation": validation_size, "test": test_size}
         agreements = {"train": agreement, "validation": 0.5, "test": 0.5}
+        for name in SPLITS:
+            counts = group_counts(sizes[name], agreements[name])
+            if counts.min() == 0:
+                raise ValueError(
+                    f"The {name} split ({sizes[name]} examples at agreement "
+                    f"{agreements[name]}) leaves group {int(counts.argmin())} "
+                    f"empty (examples per group {counts.tolist()}); raise "
+                    f"{name}_size or lower the agreement."
+                )
         self._split_factors = {
             name: sample_split_factors(
                 sizes[name],
                 agreements[name],
                 np.random.default_rng([split_seed, index]),
+                label_factor,
+                attribute_factor,
             )
             for index, name in enumerate(SPLITS)
         }  # name -> int64 [n, 6]
@@ -263,7 +320,8 @@ class SpuriousShapes3D(GroundTruthDataset):
         if name not in SPLITS:
             raise ValueError(f"Unknown split {name!r}; choose one of {SPLITS}.")
         factors = self._split_factors[name]
-        labels, attributes = labels_of(factors), attributes_of(factors)
+        labels = labels_of(factors, self.label_factor)
+        attributes = attributes_of(factors, self.attribute_factor)
         return SpuriousSplit(
             name=name,
             images=self.observations(factors),
