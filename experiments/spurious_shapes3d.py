@@ -53,6 +53,10 @@ def get_config(argument: str | None = None) -> ml_collections.ConfigDict:
             "validation_size": 1000,
             "test_size": 2000,
             "split_seed": 0,
+            # The target and the shortcut (data/spurious.py): any two factors
+            # with an even number of values, e.g. label_factor='scale'.
+            "label_factor": "shape",
+            "attribute_factor": "floor_hue",
         }
     )
     # Episodes come from the training split: the label-attribute correlation

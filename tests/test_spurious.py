@@ -1,9 +1,11 @@
 """The generated spurious-correlation benchmark (data/spurious.py)."""
 
+import os
+
 import numpy as np
 import pytest
 
-from sparse_shared_jax import data
+from sparse_shared_jax import config_validation, configs, data
 from sparse_shared_jax.data import spurious
 
 SMALL = {"train_size": 2000, "validation_size": 400, "test_size": 400}
@@ -176,3 +178,13 @@ def test_the_label_and_attribute_factors_can_be_other_factors():
 def test_bad_benchmark_options_are_named(options, message):
     with pytest.raises(ValueError, match=message):
         spurious.SpuriousShapes3D(**options)
+
+
+def test_the_scale_experiment_targets_scale_at_99_percent_agreement():
+    root = os.path.join(os.path.dirname(__file__), "..", "experiments")
+    config = configs.load_experiment(os.path.join(root, "spurious_scale.py"))()
+    config_validation.validate_config(config)
+    options = {**config.data.options.to_dict(), **SMALL}
+    dataset = data.ground_truth(config.data.name, **options)
+    assert dataset.label_factor == "scale" and dataset.agreement == 0.99
+    assert np.isclose(dataset.train_correlation, config.data.correlation)
