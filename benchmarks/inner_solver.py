@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import importlib.util
 import os
 import time
 
@@ -44,18 +43,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparse_shared_jax import bilevel, loop, multitask, trainers
+from sparse_shared_jax import bilevel, configs, loop, multitask, trainers
 from sparse_shared_jax.config_validation import bilevel_settings
 
 SOLVERS = {"restart": "active_cg", "jaxopt": "gmres"}
 EPISODE_STRIDE = 40
-
-
-def load_config(path: str):
-    spec = importlib.util.spec_from_file_location("experiment", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def episodes_and_state(config, workdir: str | None, num_episodes: int):
@@ -234,7 +226,7 @@ def main() -> None:
 
     rows, ratios = [], {}
     for index, path in enumerate(args.experiments):
-        config = load_config(path)
+        config = configs.load_experiment(path)()
         workdir = args.workdir[index] if index < len(args.workdir) else None
         name = os.path.basename(path) + (" (trained)" if workdir else "")
         episodes, state = episodes_and_state(config, workdir, args.episodes)

@@ -24,22 +24,15 @@ Prints a Markdown table (and writes it with --output).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
+import pathlib
 import statistics
 import tempfile
 import time
 
 import jax
 
-from sparse_shared_jax import loop, parallel, trainers
-
-
-def load_config(path: str):
-    spec = importlib.util.spec_from_file_location("experiment", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+from sparse_shared_jax import configs, loop, parallel, trainers
 
 
 def stream_for(config, workers: int, workdir: str):
@@ -86,7 +79,7 @@ def main():
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
 
-    config = load_config(args.experiment)
+    config = configs.load_experiment(args.experiment)()
     workdir = tempfile.mkdtemp(prefix="input_pipeline_benchmark_")
     jobs = {w: stream_for(config, w, workdir) for w in args.workers}
     job = jobs[args.workers[0]][0]
@@ -148,11 +141,9 @@ def main():
             f"| {workers} | {startup:.1f} | {rate:.1f} | {step_alone:.3f} | "
             f"{step:.3f} | {step / step_alone - 1:+.1%} |"
         )
-    table = "\n".join(lines)
-    print(table)
+    print("\n".join(lines))
     if args.output:
-        with open(args.output, "w") as f:
-            f.write(table + "\n")
+        pathlib.Path(args.output).write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

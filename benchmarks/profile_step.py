@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import collections
 import glob
-import importlib.util
 import json
 import os
 import tempfile
@@ -29,20 +28,13 @@ import time
 import jax
 import numpy as np
 
-from sparse_shared_jax import bilevel, loop, trainers
+from sparse_shared_jax import bilevel, configs, loop, trainers
 from sparse_shared_jax.config_validation import bilevel_settings
 
 
 def _is_bookkeeping(name: str) -> bool:
     """The CPU runtime's own events (thread pools, the thunk executor)."""
     return "::" in name or name.startswith("end: ")
-
-
-def load_config(path: str):
-    spec = importlib.util.spec_from_file_location("experiment", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def operation_times(trace_dir: str) -> dict[str, tuple[float, int]]:
@@ -76,7 +68,7 @@ def main() -> None:
     parser.add_argument("--output", default=None, help="path without suffix")
     args = parser.parse_args()
 
-    config = load_config(args.experiment)
+    config = configs.load_experiment(args.experiment)()
     if args.num_tasks:
         config.episode.num_tasks = args.num_tasks
     job = trainers.get(config.trainer).prepare(config, tempfile.mkdtemp())
