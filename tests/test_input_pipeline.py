@@ -7,7 +7,7 @@ import os
 import jax
 import numpy as np
 import pytest
-from test_train_resume import final_params, small_config
+from test_train_resume import final_params, latest_checkpoint, small_config
 
 from sparse_shared_jax import data, input_pipeline, parallel, train
 from sparse_shared_jax.trainers import ground_truth
@@ -128,3 +128,24 @@ def test_training_with_workers_and_resuming_matches_training_without(tmp_path):
         final_params(piped, 8),
         final_params(tmp_path / "plain", 8),
     )
+
+
+@pytest.mark.slow
+def test_a_failing_read_stops_training_and_keeps_the_last_checkpoint(
+    tmp_path, monkeypatch
+):
+    draw = ground_truth.FactorEpisodes.draw
+
+    def failing_draw(self, step):
+        if step == 4:
+            raise OSError("disk read error")
+        return draw(self, step)
+
+    monkeypatch.setattr(ground_truth.FactorEpisodes, "draw", failing_draw)
+    with pytest.raises(
+        input_pipeline.EpisodeReadError,
+        match=r"episode 4 .*training step 5\) failed: OSError: disk read error",
+    ):
+        train.train_and_evaluate(small_config(), str(tmp_path))
+    assert latest_checkpoint(tmp_path) == 4
+    assert not (tmp_path / "metrics.json").exists()
