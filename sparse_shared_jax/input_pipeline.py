@@ -110,18 +110,16 @@ class EpisodeStream:
             self._start(step, sharding)
         blocks = next(self._episodes)
         self._next = (step + 1, sharding)
-        (support_shape, query_shape), input_shape = (
-            self._shapes,
-            self.source.input_shape,
-        )
+        support_shape, query_shape = self._shapes  # [T, n_s], [T, n_q]
+        input_shape = tuple(self.source.input_shape)
 
         def global_array(local: np.ndarray, shape: tuple[int, ...]) -> jax.Array:
             return jax.make_array_from_process_local_data(sharding, local, shape)
 
         return bilevel.EpisodeBatch(
-            global_array(blocks.support_x, support_shape + tuple(input_shape)),
+            global_array(blocks.support_x, support_shape + input_shape),
             global_array(blocks.support_y, support_shape),
-            global_array(blocks.query_x, query_shape + tuple(input_shape)),
+            global_array(blocks.query_x, query_shape + input_shape),
             global_array(blocks.query_y, query_shape),
         )
 
