@@ -23,10 +23,7 @@ VECTOR_EXPERIMENT = os.path.join(EXPERIMENTS_DIR, "nonlinear_mixing.py")
 
 def load_config(path, argument=None):
     """get_config(argument) of an experiment file."""
-    namespace = {}
-    with open(path) as f:
-        exec(compile(f.read(), path, "exec"), namespace)
-    return namespace["get_config"](argument)
+    return configs.load_experiment(path)(argument)
 
 
 # Ground-truth experiments; the others meta-train on real benchmarks

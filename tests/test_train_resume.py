@@ -12,7 +12,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from sparse_shared_jax import checkpoints, input_pipeline, loop, train
+from sparse_shared_jax import checkpoints, configs, input_pipeline, loop, train
 
 EXPERIMENT = os.path.join(
     os.path.dirname(__file__), "..", "experiments", "nonlinear_mixing.py"
@@ -91,10 +91,7 @@ def test_sigkilled_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
 
 
 def small_config(**changes):
-    namespace = {}
-    with open(EXPERIMENT) as f:
-        exec(compile(f.read(), EXPERIMENT, "exec"), namespace)
-    config = namespace["get_config"]()
+    config = configs.load_experiment(EXPERIMENT)()
     for flag in SMALL:
         field, value = flag.removeprefix("--config.").split("=")
         *parents, name = field.split(".")
