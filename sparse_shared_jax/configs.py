@@ -206,8 +206,8 @@ def set_image_ground_truth(
 def benchmark_config(name: str) -> ml_collections.ConfigDict:
     """The config of meta-training on a real benchmark's labels, then transfer.
 
-    The sections model, episode, inner, share, outer, parallel, input and checkpoint
-    are those of `base_config()`; `data` names the benchmark and the label
+    The sections model, episode, inner, share, outer, parallel, input and
+    checkpoint are those of `base_config()`; `data` names the benchmark and the label
     fields tasks are built from (see data/meta_tasks.py), `eval` the
     meta-validation episodes and `transfer` the sparse target head and its
     baselines (transfer_config; trainers/benchmark.py).

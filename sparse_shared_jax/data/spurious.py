@@ -241,7 +241,8 @@ class SpuriousShapes3D(GroundTruthDataset):
                 f"agreement must be in [0.5, 1) (1 would leave the minority "
                 f"groups empty); got {agreement}."
             )
-        _half(label_factor), _half(attribute_factor)  # known, even-sized
+        for factor in (label_factor, attribute_factor):
+            _half(factor)  # raises for an unknown or odd-sized factor
         if label_factor == attribute_factor:
             raise ValueError(
                 f"label_factor and attribute_factor are both {label_factor!r}; "
