@@ -39,6 +39,8 @@ RESUMABLE_CHANGES = (
     # rerun with new values re-evaluates its frozen encoder (and saved ERM).
     "transfer.alphas",
     "transfer.max_examples",
+    "transfer.erm_eval_every_steps",
+    "transfer.group_dro",
 )
 
 
@@ -77,6 +79,8 @@ def check_workdir_config(
         # default (the old run behaved as the default does); 'trainer' was
         # added with both values, each matching how older runs were run.
         defaults = _flatten(json.loads(configs.base_config().to_json()))
+        transfer_defaults = configs.transfer_config(alphas=()).to_dict()
+        defaults.update(_flatten({"transfer": transfer_defaults}))
         defaults.update(trainer=new.get("trainer"))
         differing = sorted(
             key

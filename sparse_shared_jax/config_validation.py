@@ -112,6 +112,9 @@ def _validate_transfer(config: ml_collections.ConfigDict) -> None:
     _require_at_least(config, "transfer.erm_batch_size", 1)
     rate = config.transfer.erm_learning_rate
     _require(rate > 0, "transfer.erm_learning_rate", "> 0", rate)
+    _require_at_least(config, "transfer.erm_eval_every_steps", 0)
+    step_size = config.transfer.dro_step_size
+    _require(step_size > 0, "transfer.dro_step_size", "> 0", step_size)
     alphas = tuple(config.transfer.alphas)
     _require(
         bool(alphas) and all(0.0 <= alpha < 1.0 for alpha in alphas),

@@ -278,6 +278,15 @@ def transfer_config(alphas) -> ml_collections.ConfigDict:
     section.erm_steps = 1500
     section.erm_batch_size = 64
     section.erm_learning_rate = 1e-3
+    # Early stopping of the baselines: their worst-group accuracy on the
+    # validation split every this many steps; the best step's model is the
+    # baseline (0 = the last step's).
+    section.erm_eval_every_steps = 100
+    # Group DRO (Sagawa et al. 2020), the reference that trains with the
+    # group labels: the ERM settings above, group-balanced minibatches, and
+    # the group weights' ascent step (their value, 0.01).
+    section.group_dro = False
+    section.dro_step_size = 0.01
     return section
 
 

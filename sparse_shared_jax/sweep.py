@@ -104,6 +104,8 @@ TRANSFER_COLUMNS = (
     ("last layer (ERM) worst", "transfer/erm_last_layer/test/worst_group"),
     ("last layer (method) avg.", "transfer/method_last_layer/test/average"),
     ("last layer (method) worst", "transfer/method_last_layer/test/worst_group"),
+    ("group DRO avg.", "transfer/group_dro/test/average"),
+    ("group DRO worst", "transfer/group_dro/test/worst_group"),
     ("MCC", "eval/mcc"),
 )
 COLUMN_SETS = {

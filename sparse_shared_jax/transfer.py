@@ -8,7 +8,10 @@ The baselines run in the same harness (`evaluate_transfer`):
 
 * ERM: the same encoder architecture trained with a linear head on the
   target label of the training split (`trainers.erm`, by the same training
-  loop as the method);
+  loop as the method), early-stopped on validation worst-group accuracy;
+* group DRO (optional): the same, trained with the group labels to do well
+  on the worst group (`trainers.erm`), the reference a method without
+  group labels is measured against;
 * last-layer retraining: a linear head refit on frozen features with a
   group-balanced validation set (`last_layer_retraining`), on the ERM
   features (the usual baseline) and on the method's.
@@ -336,15 +339,19 @@ class FrozenEncoder:
 
 @dataclasses.dataclass(frozen=True)
 class ErmModel:
-    """An encoder trained end to end with a linear head on the target.
+    """An encoder trained end to end with a linear head on the target (a
+    baseline: ERM or group DRO, trainers/erm.py).
 
     Attributes:
       encoder: the trained encoder.
       head: the linear head on the raw features (mean 0, std 1).
+      step: the training step of this model (the early-stopped one, or the
+        last).
     """
 
     encoder: FrozenEncoder
     head: LinearHead
+    step: int
 
 
 def raw_feature_head(weights, bias) -> LinearHead:
@@ -417,6 +424,7 @@ def evaluate_transfer(
     benchmark: labelled.LabelledBenchmark,
     method: FrozenEncoder,
     erm: ErmModel | None = None,
+    group_dro: ErmModel | None = None,
 ) -> dict:
     """The frozen encoder's sparse target head, and the baselines.
 
@@ -429,7 +437,9 @@ def evaluate_transfer(
     * 'method_last_layer': last-layer retraining (group-balanced validation
       split) on the same frozen features;
     * with `erm`: 'erm', the ERM model's own head, and 'erm_last_layer',
-      last-layer retraining on the ERM features (the usual baseline).
+      last-layer retraining on the ERM features (the usual baseline);
+    * with `group_dro`: 'group_dro', the group DRO model's own head (the
+      reference that trains with the group labels).
 
     Heads are solved with `head_settings(config)`.
 
@@ -437,7 +447,8 @@ def evaluate_transfer(
       {'num_examples': {split: n}, head name: {'alpha', 'num_active',
       'weights', split: {'average', 'worst_group', 'per_group', and the
       benchmark's extra scores}}, 'features': {encoder: feature_correlations
-      on the test split (or the last split)}}; ERM's alpha is None.
+      on the test split (or the last split)}}; the baselines' own heads have
+      alpha None and 'step', the training step of their model.
     """
     splits = benchmark.splits
     rows_of = {
@@ -477,11 +488,16 @@ def evaluate_transfer(
         "sparse_head": (sparse.alpha, sparse.head, "method"),
         "method_last_layer": (retrained.alpha, retrained.head, "method"),
     }
-    if erm is not None:
-        features["erm"] = _encode_splits(erm.encoder, splits, rows_of)
-        heads["erm"] = (None, erm.head, "erm")
-        retrained = last_layer(features["erm"])
-        heads["erm_last_layer"] = (retrained.alpha, retrained.head, "erm")
+    steps = {}
+    for name, baseline in (("erm", erm), ("group_dro", group_dro)):
+        if baseline is None:
+            continue
+        features[name] = _encode_splits(baseline.encoder, splits, rows_of)
+        heads[name] = (None, baseline.head, name)
+        steps[name] = baseline.step
+        if name == "erm":
+            retrained = last_layer(features["erm"])
+            heads["erm_last_layer"] = (retrained.alpha, retrained.head, "erm")
     record = {"num_examples": {name: len(rows) for name, rows in rows_of.items()}}
     for key, (alpha, head, encoder) in heads.items():
         record[key] = {
@@ -489,6 +505,8 @@ def evaluate_transfer(
             "num_active": head.num_active,
             "weights": np.asarray(head.weights).tolist(),
         }
+        if key in steps:
+            record[key]["step"] = steps[key]
         for name in splits:
             record[key][name] = _split_scores(
                 head, features[encoder][name], labels[name], benchmark.extra_scores
@@ -528,6 +546,8 @@ def flatten_record(record: dict) -> dict[str, float]:
         if head_record["alpha"] is not None:
             flat[f"transfer/{head}/alpha"] = head_record["alpha"]
         flat[f"transfer/{head}/num_active"] = head_record["num_active"]
+        if "step" in head_record:
+            flat[f"transfer/{head}/step"] = head_record["step"]
         for split, scores in head_record.items():
             if isinstance(scores, dict):
                 for name, value in scores.items():

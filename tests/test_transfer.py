@@ -285,6 +285,8 @@ def tiny_config(argument):
     config.transfer.head_maxiter = 100
     config.transfer.erm_steps = 3
     config.transfer.erm_batch_size = 16
+    config.transfer.erm_eval_every_steps = 2
+    config.transfer.group_dro = True
     return config
 
 
@@ -294,12 +296,19 @@ def test_spurious_benchmark_runs_end_to_end_and_reruns_without_training(
 ):
     results = sweep.run_sweep(tiny_config, str(tmp_path), ["full"], seeds=1)
     (final,) = results["full"]
-    for head in ("sparse_head", "method_last_layer", "erm", "erm_last_layer"):
+    heads = ("sparse_head", "method_last_layer", "erm", "erm_last_layer", "group_dro")
+    for head in heads:
         average = final[f"transfer/{head}/test/average"]
         assert 0.0 <= final[f"transfer/{head}/test/worst_group"] <= average <= 1.0
     run_dir = tmp_path / "full_seed0"
     with open(run_dir / "transfer.json") as f:
         record = json.load(f)
+    # The baselines are early-stopped: validated at step 2 and at the end.
+    for baseline in ("erm", "group_dro"):
+        selection = erm.read_selection(str(run_dir / baseline))
+        assert record[baseline]["step"] == selection["step"] in (2, 3)
+        assert final[f"transfer/{baseline}/step"] == selection["step"]
+    assert len(record["group_dro"]["weights"]) == 4  # k
     assert set(record["sparse_head"]["test"]["per_group"]) == {"0", "1", "2", "3"}
     assert len(record["features"]["erm"]["label_correlation"]) == 4  # k
     assert (run_dir / "erm" / "checkpoints" / "3").is_dir()

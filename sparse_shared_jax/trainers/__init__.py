@@ -16,7 +16,8 @@ what `train.train_and_evaluate` and the command line do. Built in:
   section;
 * ``'benchmark'``: meta-training on a real benchmark's label fields, then
   transfer (`trainers.benchmark`);
-* ``'erm'``: the ERM baseline of a transfer evaluation (`trainers.erm`).
+* ``'erm'`` and ``'group_dro'``: the baselines of a transfer evaluation
+  (`trainers.erm`).
 
 A new kind of experiment is a new module with these two functions, passed
 to `register` (and a config file that sets config.trainer to its name).
@@ -31,7 +32,8 @@ from sparse_shared_jax.trainers import benchmark, erm, ground_truth
 _TRAINERS: dict[str, loop.Trainer] = {
     "ground_truth": ground_truth,
     "benchmark": benchmark,
-    "erm": erm,
+    erm.ERM: erm,
+    erm.GROUP_DRO: erm,
 }
 
 

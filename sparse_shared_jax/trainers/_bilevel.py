@@ -72,14 +72,15 @@ def transfer_scores(
     state,
 ) -> dict[str, float]:
     """The transfer evaluation of the run's frozen encoder on `benchmark`
-    (`transfer.evaluate_transfer`), with the ERM baseline trained (or read
-    back) in `<workdir>/erm`; writes `<workdir>/transfer.json` and returns
-    the record flattened into scalars."""
+    (`transfer.evaluate_transfer`), with the baselines trained (or read
+    back) in `<workdir>/erm` and `<workdir>/group_dro`; writes
+    `<workdir>/transfer.json` and returns the record flattened into scalars."""
     record = transfer.evaluate_transfer(
         config,
         benchmark,
         transfer.FrozenEncoder(state.params, state.apply_fn),
-        erm.train_or_load(config, workdir),
+        erm.train_or_load(config, workdir, erm.ERM),
+        erm.train_or_load(config, workdir, erm.GROUP_DRO),
     )
     if parallel.is_main_process():
         atomic_files.write_json(os.path.join(workdir, TRANSFER_FILE), record)
