@@ -223,8 +223,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, trainer: Trainer) -> di
     """
     trainer.validate(config)
     os.makedirs(workdir, exist_ok=True)
-    checkpoints.check_workdir_config(workdir, config, write=parallel.is_main_process())
+    checkpoints.check_workdir_config(workdir, config, write=False)
     job = trainer.prepare(config, workdir)
+    # Recorded once the data agreed with the config, so that a config the
+    # trainer refused can be fixed and rerun in the same workdir.
+    checkpoints.check_workdir_config(workdir, config, write=parallel.is_main_process())
     layout = layout_of(config, job)
     logging.info(
         "%d device(s) in %d process(es); mesh %s; parameters %s",

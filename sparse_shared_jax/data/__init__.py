@@ -23,6 +23,7 @@ from sparse_shared_jax.data.ground_truth import (
     registered_names,
 )
 from sparse_shared_jax.data.nonlinear_mixing import NonlinearMixing
+from sparse_shared_jax.data.sentences import GeneratedSentences, SpuriousSentences
 from sparse_shared_jax.data.shapes3d import SyntheticShapes3D
 from sparse_shared_jax.data.spurious import SpuriousShapes3D
 from sparse_shared_jax.data.tasks import (
@@ -45,6 +46,10 @@ register_ground_truth("synthetic_shapes3d", SyntheticShapes3D)
 register_ground_truth("synthetic_dsprites", SyntheticDSprites)
 # The spurious-correlation benchmark's scenes (see `spurious`).
 register_ground_truth("spurious_shapes3d", SpuriousShapes3D)
+# Generated sentences with known factors, and their spurious-token benchmark
+# (see `sentences`).
+register_ground_truth("sentences", GeneratedSentences)
+register_ground_truth("spurious_sentences", SpuriousSentences)
 # The real TFDS datasets, when prepared (see `tfds_adapters`).
 register_ground_truth("tfds:shapes3d", TfdsShapes3D)
 register_ground_truth("tfds:dsprites", TfdsDSprites)
@@ -54,8 +59,10 @@ __all__ = [
     "Episode",
     "EpisodeDraw",
     "EpisodeSampler",
+    "GeneratedSentences",
     "GroundTruthDataset",
     "NonlinearMixing",
+    "SpuriousSentences",
     "SpuriousShapes3D",
     "SyntheticDSprites",
     "SyntheticShapes3D",

@@ -20,14 +20,17 @@ from sparse_shared_jax.data import factor_sampling
 class GroundTruthDataset(abc.ABC):
     """A dataset whose observations are a deterministic function of its factors.
 
-    Subclasses set `factor_names`, `factor_sizes` and `observation_shape` and
-    implement `observations`. Factor indices are integers, factor `i` taking
-    values in ``range(factor_sizes[i])``.
+    Subclasses set `factor_names`, `factor_sizes` and `observation_shape`
+    (and `observation_dtype` if not float32) and implement `observations`.
+    Factor indices are integers, factor `i` taking values in
+    ``range(factor_sizes[i])``.
     """
 
     factor_names: tuple[str, ...]
     factor_sizes: tuple[int, ...]
     observation_shape: tuple[int, ...]
+    # float32 for images and vectors; int32 for token ids (data.sentences).
+    observation_dtype: type = np.float32
 
     @property
     def num_factors(self) -> int:

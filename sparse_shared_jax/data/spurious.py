@@ -65,16 +65,16 @@ NUM_GROUPS = 4
 SPLITS = ("train", "validation", "test")
 
 
-def _half(factor: str) -> tuple[int, int]:
-    """(column, values per half) of a factor binarised at the middle of its
-    values; the factor must have an even number of values."""
-    if factor not in SyntheticShapes3D.factor_names:
+def _half(factor: str, dataset=SyntheticShapes3D) -> tuple[int, int]:
+    """(column, values per half) of a factor of `dataset` (a ground-truth
+    dataset or its class) binarised at the middle of its values; the factor
+    must have an even number of values."""
+    if factor not in dataset.factor_names:
         raise ValueError(
-            f"Unknown factor {factor!r}; choose one of "
-            f"{SyntheticShapes3D.factor_names}."
+            f"Unknown factor {factor!r}; choose one of {dataset.factor_names}."
         )
-    column = SyntheticShapes3D.factor_names.index(factor)
-    size = SyntheticShapes3D.factor_sizes[column]
+    column = dataset.factor_names.index(factor)
+    size = dataset.factor_sizes[column]
     if size % 2:
         raise ValueError(
             f"The factor {factor!r} has an odd number of values ({size}), so it "
@@ -84,10 +84,12 @@ def _half(factor: str) -> tuple[int, int]:
     return column, size // 2
 
 
-def binarised(factors: np.ndarray, factor: str) -> np.ndarray:
-    """int [n, 6] factor indices -> int32 [n]: 1 where `factor` is in the
+def binarised(
+    factors: np.ndarray, factor: str, dataset=SyntheticShapes3D
+) -> np.ndarray:
+    """int [n, K] factor indices -> int32 [n]: 1 where `factor` is in the
     upper half of its values (e.g. shape: sphere or capsule)."""
-    column, half = _half(factor)
+    column, half = _half(factor, dataset)
     return (np.asarray(factors)[:, column] >= half).astype(np.int32)
 
 
@@ -114,6 +116,7 @@ def factors_for(
     rng: np.random.Generator,
     label_factor: str = LABEL_FACTOR,
     attribute_factor: str = ATTRIBUTE_FACTOR,
+    dataset=SyntheticShapes3D,
 ) -> np.ndarray:
     """Draws factors with the given label and attribute for every example.
 
@@ -126,15 +129,16 @@ def factors_for(
       attributes: int [n] in {0, 1}.
       rng: a NumPy generator.
       label_factor, attribute_factor: the factors they binarise.
+      dataset: whose factors (default `SyntheticShapes3D`).
 
     Returns:
-      int64 [n, 6] factor indices of `SyntheticShapes3D`.
+      int64 [n, K] factor indices of `dataset`.
     """
     labels, attributes = np.asarray(labels), np.asarray(attributes)
-    sizes = np.asarray(SyntheticShapes3D.factor_sizes)
+    sizes = np.asarray(dataset.factor_sizes)
     factors = rng.integers(0, sizes, size=(len(labels), sizes.size), dtype=np.int64)
     for factor, halves in ((label_factor, labels), (attribute_factor, attributes)):
-        column, half = _half(factor)
+        column, half = _half(factor, dataset)
         factors[:, column] = halves * half + rng.integers(0, half, size=len(labels))
     return factors
 
@@ -168,15 +172,18 @@ def sample_split_factors(
     rng: np.random.Generator,
     label_factor: str = LABEL_FACTOR,
     attribute_factor: str = ATTRIBUTE_FACTOR,
+    dataset=SyntheticShapes3D,
 ) -> np.ndarray:
     """Factors of a split with exact group counts (`group_counts`), shuffled.
 
     Returns:
-      int64 [num, 6].
+      int64 [num, K].
     """
     groups = np.repeat(np.arange(NUM_GROUPS), group_counts(num, agreement))
     groups = rng.permutation(groups)  # [num]
-    return factors_for(groups // 2, groups % 2, rng, label_factor, attribute_factor)
+    return factors_for(
+        groups // 2, groups % 2, rng, label_factor, attribute_factor, dataset
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,8 +192,9 @@ class SpuriousSplit:
 
     Attributes:
       name: 'train', 'validation' or 'test'.
-      images: float32 [n, 64, 64, 3].
-      factors: int64 [n, 6], the scenes' factor indices.
+      images: [n, *observation_shape], the observations (float32 scenes
+        [n, 64, 64, 3]; int32 token ids for sentences).
+      factors: int64 [n, K], their factor indices.
       labels: int32 [n] columns: 'label' (the target, by default the
         binarised shape), 'attribute' (the spurious attribute, by default
         the binarised floor hue) and 'group' (2 * label + attribute).
@@ -201,40 +209,38 @@ class SpuriousSplit:
         return len(self.images)
 
     def inputs(self, rows: np.ndarray) -> np.ndarray:
-        """The images of `rows` (int [b]): float32 [b, 64, 64, 3]."""
+        """The observations of `rows` (int [b]): [b, *observation_shape]."""
         return self.images[np.asarray(rows, dtype=np.int64)]
 
 
-class SpuriousShapes3D(GroundTruthDataset):
-    """`SyntheticShapes3D` scenes with a biased training split (module doc).
+class SpuriousBenchmark(GroundTruthDataset):
+    """A ground-truth dataset with a biased training split (module doc).
 
     Args:
-      antialias: sub-pixels per pixel axis of the renderer.
+      base: the dataset whose factors and observations these are.
+      name: the registered name, for messages.
       agreement: fraction of each class of the training split whose
         attribute equals the label, in [0.5, 1).
       train_size, validation_size, test_size: examples per split; each
         split must leave every group at least one example.
       split_seed: seed of the three splits' factors (fixed across training
         seeds, like a dataset on disk).
-      label_factor, attribute_factor: the two different factors, each with
-        an even number of values, that the target and the spurious
-        attribute binarise (upper half = 1).
+      label_factor, attribute_factor: the two different factors of `base`,
+        each with an even number of values, that the target and the
+        spurious attribute binarise (upper half = 1).
     """
-
-    factor_names = SyntheticShapes3D.factor_names
-    factor_sizes = SyntheticShapes3D.factor_sizes
-    observation_shape = SyntheticShapes3D.observation_shape
 
     def __init__(
         self,
-        antialias: int = 1,
-        agreement: float = 0.95,
-        train_size: int = 4800,
-        validation_size: int = 1000,
-        test_size: int = 2000,
-        split_seed: int = 0,
-        label_factor: str = LABEL_FACTOR,
-        attribute_factor: str = ATTRIBUTE_FACTOR,
+        base: GroundTruthDataset,
+        name: str,
+        agreement: float,
+        train_size: int,
+        validation_size: int,
+        test_size: int,
+        split_seed: int,
+        label_factor: str,
+        attribute_factor: str,
     ):
         if not 0.5 <= agreement < 1.0:
             raise ValueError(
@@ -242,36 +248,41 @@ class SpuriousShapes3D(GroundTruthDataset):
                 f"groups empty); got {agreement}."
             )
         for factor in (label_factor, attribute_factor):
-            _half(factor)  # raises for an unknown or odd-sized factor
+            _half(factor, base)  # raises for an unknown or odd-sized factor
         if label_factor == attribute_factor:
             raise ValueError(
                 f"label_factor and attribute_factor are both {label_factor!r}; "
                 "choose two different factors."
             )
+        self.name = name
+        self.factor_names, self.factor_sizes = base.factor_names, base.factor_sizes
+        self.observation_shape = base.observation_shape
+        self.observation_dtype = base.observation_dtype
         self.agreement = agreement
         self.label_factor, self.attribute_factor = label_factor, attribute_factor
-        self._renderer = SyntheticShapes3D(antialias=antialias)
+        self._base = base
         sizes = {"train": train_size, "validation": validation_size, "test": test_size}
         agreements = {"train": agreement, "validation": 0.5, "test": 0.5}
-        for name in SPLITS:
-            counts = group_counts(sizes[name], agreements[name])
+        for split in SPLITS:
+            counts = group_counts(sizes[split], agreements[split])
             if counts.min() == 0:
                 raise ValueError(
-                    f"The {name} split ({sizes[name]} examples at agreement "
-                    f"{agreements[name]}) leaves group {int(counts.argmin())} "
+                    f"The {split} split ({sizes[split]} examples at agreement "
+                    f"{agreements[split]}) leaves group {int(counts.argmin())} "
                     f"empty (examples per group {counts.tolist()}); raise "
-                    f"{name}_size or lower the agreement."
+                    f"{split}_size or lower the agreement."
                 )
         self._split_factors = {
-            name: sample_split_factors(
-                sizes[name],
-                agreements[name],
+            split: sample_split_factors(
+                sizes[split],
+                agreements[split],
                 np.random.default_rng([split_seed, index]),
                 label_factor,
                 attribute_factor,
+                base,
             )
-            for index, name in enumerate(SPLITS)
-        }  # name -> int64 [n, 6]
+            for index, split in enumerate(SPLITS)
+        }  # split -> int64 [n, K]
 
     @property
     def train_correlation(self) -> float:
@@ -300,7 +311,7 @@ class SpuriousShapes3D(GroundTruthDataset):
             return super().sample_factors(num, rng)
         if not np.isclose(correlation, self.train_correlation):
             raise ValueError(
-                f"{DATASET_NAME} serves uniform factors (correlation 0) or its "
+                f"{self.name} serves uniform factors (correlation 0) or its "
                 f"training split (correlation 2 * agreement - 1 = "
                 f"{self.train_correlation:.4g}); got correlation {correlation}. "
                 "Set config.data.correlation to one of these."
@@ -309,20 +320,20 @@ class SpuriousShapes3D(GroundTruthDataset):
         return train[rng.integers(0, len(train), size=num)]
 
     def observations(self, factors: np.ndarray) -> np.ndarray:
-        """Renders scenes: int [num, 6] -> float32 [num, 64, 64, 3]."""
-        return self._renderer.observations(factors)
+        """The base dataset's: int [num, K] -> [num, *observation_shape]."""
+        return self._base.observations(factors)
 
     def factor_values(self, factors: np.ndarray) -> np.ndarray:
-        """As `SyntheticShapes3D.factor_values`: int [num, 6] -> float [num, 6]."""
-        return self._renderer.factor_values(factors)
+        """The base dataset's: int [num, K] -> float [num, K]."""
+        return self._base.factor_values(factors)
 
     def split(self, name: str) -> SpuriousSplit:
         """Renders the labelled split `name` ('train', 'validation' or 'test')."""
         if name not in SPLITS:
             raise ValueError(f"Unknown split {name!r}; choose one of {SPLITS}.")
         factors = self._split_factors[name]
-        labels = labels_of(factors, self.label_factor)
-        attributes = attributes_of(factors, self.attribute_factor)
+        labels = binarised(factors, self.label_factor, self._base)
+        attributes = binarised(factors, self.attribute_factor, self._base)
         return SpuriousSplit(
             name=name,
             images=self.observations(factors),
@@ -337,3 +348,35 @@ class SpuriousShapes3D(GroundTruthDataset):
     def labelled_splits(self) -> dict[str, SpuriousSplit]:
         """Every split, rendered: name -> SpuriousSplit (for transfer)."""
         return {name: self.split(name) for name in SPLITS}
+
+
+class SpuriousShapes3D(SpuriousBenchmark):
+    """`SyntheticShapes3D` scenes with a biased training split (module doc).
+
+    Args:
+      antialias: sub-pixels per pixel axis of the renderer.
+      Others as `SpuriousBenchmark`'s.
+    """
+
+    def __init__(
+        self,
+        antialias: int = 1,
+        agreement: float = 0.95,
+        train_size: int = 4800,
+        validation_size: int = 1000,
+        test_size: int = 2000,
+        split_seed: int = 0,
+        label_factor: str = LABEL_FACTOR,
+        attribute_factor: str = ATTRIBUTE_FACTOR,
+    ):
+        super().__init__(
+            SyntheticShapes3D(antialias=antialias),
+            DATASET_NAME,
+            agreement,
+            train_size,
+            validation_size,
+            test_size,
+            split_seed,
+            label_factor,
+            attribute_factor,
+        )

@@ -87,14 +87,17 @@ class FactorEpisodes:
 
 
 def example_input(dataset: data.GroundTruthDataset) -> np.ndarray:
-    """float32 [1, *observation_shape]: zeros to initialise an encoder on."""
-    return np.zeros((1, *dataset.observation_shape), np.float32)
+    """[1, *observation_shape] zeros of the observations' dtype, to
+    initialise an encoder on."""
+    return np.zeros((1, *dataset.observation_shape), dataset.observation_dtype)
 
 
 def prepare(config: ml_collections.ConfigDict, workdir: str) -> loop.Job:
     """The pieces of a ground-truth run (see loop.Job)."""
     settings = bilevel_settings(config)
     dataset = data.ground_truth(config.data.name, **config.data.options.to_dict())
+    if hasattr(dataset, "check_encoder"):  # e.g. token ids need a text encoder
+        dataset.check_encoder(config.model)
     sampler = make_episode_sampler(config, dataset)
     fast = evaluate.Protocol.fast(config.eval.num_samples)
     return bilevel_job(
