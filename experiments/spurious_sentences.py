@@ -81,5 +81,8 @@ def get_config(argument: str | None = None) -> ml_collections.ConfigDict:
     config.transfer = configs.transfer_config(
         alphas=(0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
     )
+    # The baselines see as many sentences as the 600 meta-training steps do
+    # (as in experiments/spurious_scale.py).
+    config.transfer.erm_steps = 4500
     config.transfer.group_dro = True
     return configs.apply_arguments(config, argument)

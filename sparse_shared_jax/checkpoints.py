@@ -40,6 +40,7 @@ RESUMABLE_CHANGES = (
     "transfer.alphas",
     "transfer.max_examples",
     "transfer.erm_eval_every_steps",
+    "transfer.erm_steps",
     "transfer.group_dro",
 )
 

@@ -7,24 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_transfer import ArraySplit
 
 from sparse_shared_jax import checkpoints, configs, data, train, transfer
 from sparse_shared_jax.trainers import erm
-
-
-class _Split:
-    """A labelled split in memory with its own groups (data.labelled)."""
-
-    def __init__(self, inputs, labels, attributes):
-        self._inputs = inputs
-        groups = (2 * labels + attributes).astype(np.int32)
-        self.labels = {"label": labels, "attribute": attributes, "group": groups}
-
-    def __len__(self):
-        return len(self._inputs)
-
-    def inputs(self, rows):
-        return self._inputs[np.asarray(rows)]
 
 
 class _SpuriousToy(data.GroundTruthDataset):
@@ -52,7 +38,7 @@ class _SpuriousToy(data.GroundTruthDataset):
             inputs = rng.standard_normal((size, 5)).astype(np.float32)
             inputs[:, 0] += 1.5 * (2 * labels - 1)
             inputs[:, 1] = 2 * attributes - 1 + 0.1 * inputs[:, 1]
-            splits[name] = _Split(inputs, labels, attributes)
+            splits[name] = ArraySplit(inputs, labels, attributes)
         return splits
 
 

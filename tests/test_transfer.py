@@ -159,12 +159,17 @@ def test_last_layer_retraining_recovers_the_label_from_erm_like_features():
     assert selection.alpha in (0.0, 0.1, 0.3)
 
 
-class _ArraySplit:
-    """A labelled split held in memory (the data.labelled protocol)."""
+class ArraySplit:
+    """A labelled split held in memory (the data.labelled protocol): groups
+    2 * label + attribute, or the labels when there is no attribute."""
 
-    def __init__(self, inputs, labels):
+    def __init__(self, inputs, labels, attributes=None):
         self._inputs = inputs
-        self.labels = {"label": labels, "attribute": labels, "group": labels}
+        if attributes is None:
+            attributes, groups = labels, labels
+        else:
+            groups = (2 * labels + attributes).astype(np.int32)
+        self.labels = {"label": labels, "attribute": attributes, "group": groups}
 
     def __len__(self):
         return len(self._inputs)
@@ -198,7 +203,7 @@ class _ToyTarget(data.GroundTruthDataset):
                 labels = (inputs[:, 0] - inputs[:, 1] > 0).astype(np.int32)
             else:
                 labels = np.argmax(inputs[:, :3], axis=1).astype(np.int32)
-            splits[name] = _ArraySplit(inputs, labels)
+            splits[name] = ArraySplit(inputs, labels)
         return splits
 
 
@@ -251,7 +256,7 @@ def test_erm_trainer_resumes_to_the_same_parameters(tmp_path):
 
 
 def test_erm_minibatches_cover_each_pass_once_and_restart_deterministically():
-    split = _ArraySplit(np.zeros((10, 5), np.float32), np.zeros(10, np.int32))
+    split = ArraySplit(np.zeros((10, 5), np.float32), np.zeros(10, np.int32))
     batches = erm.ErmBatches(split, batch_size=3, seed=0)
     first_pass = np.concatenate([batches.rows(step) for step in range(3)])
     assert len(np.unique(first_pass)) == 9  # 3 batches of 3; one row skipped
