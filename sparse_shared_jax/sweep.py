@@ -69,6 +69,13 @@ def _define_flags() -> None:
     flags.DEFINE_bool(
         "table_only", False, "Tabulate the finished runs without training the others."
     )
+    flags.DEFINE_bool(
+        "reevaluate",
+        False,
+        "Run the final evaluation of finished runs again (after a change to "
+        "what it computes, e.g. --argument=transfer.group_dro=True); their "
+        "training is not repeated.",
+    )
     flags.mark_flags_as_required(["experiment", "workdir"])
 
 
@@ -155,13 +162,16 @@ def run_sweep(
     train_missing: bool = True,
     grid: Sequence[str] = (),
     first_seed: int = 0,
+    reevaluate: bool = False,
 ) -> dict[str, list[dict]]:
     """Trains every (ablation, grid cell, seed); returns row label -> final metrics.
 
     The row label is the ablation, followed by the grid cell if there is a
     grid ('full, rho=0.9,share_weight=0.1'). The seeds are first_seed ..
     first_seed + seeds - 1. With train_missing=False only the runs that
-    already finished are read.
+    already finished are read. With reevaluate=True finished runs run again:
+    the loop trains nothing it has done, so only their final evaluation is
+    repeated (with what the config adds, e.g. a new baseline).
     """
     results: dict[str, list[dict]] = {}
     cells = grid_cells(grid)
@@ -170,11 +180,11 @@ def run_sweep(
         for seed in range(first_seed, first_seed + seeds):
             run_dir = os.path.join(workdir, run_name(ablation, cell, seed))
             metrics_path = os.path.join(run_dir, "metrics.json")
-            if os.path.exists(metrics_path):
+            if os.path.exists(metrics_path) and not reevaluate:
                 logging.info("%s exists; not rerunning", metrics_path)
                 with open(metrics_path) as f:
                     metrics = json.load(f)
-            elif not train_missing:
+            elif not train_missing and not os.path.exists(metrics_path):
                 continue
             else:
                 full_argument = ",".join(
@@ -234,6 +244,7 @@ def main(argv):
         train_missing=not FLAGS.table_only,
         grid=FLAGS.grid,
         first_seed=FLAGS.first_seed,
+        reevaluate=FLAGS.reevaluate,
     )
     output = FLAGS.output or os.path.join(FLAGS.workdir, "sweep.md")
     command = (

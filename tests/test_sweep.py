@@ -5,7 +5,7 @@ import os
 import pytest
 from test_train import shrink
 
-from sparse_shared_jax import configs, sweep
+from sparse_shared_jax import bilevel, configs, sweep
 
 EXPERIMENT = os.path.join(
     os.path.dirname(__file__), "..", "experiments", "nonlinear_mixing.py"
@@ -21,8 +21,12 @@ def tiny_get_config():
     return get_tiny_config
 
 
+def refuse_training(*args, **kwargs):
+    raise AssertionError("a finished run was trained again")
+
+
 @pytest.mark.slow
-def test_sweep_runs_each_ablation_and_seed_once_and_tabulates(tmp_path):
+def test_sweep_runs_each_ablation_and_seed_once_and_tabulates(tmp_path, monkeypatch):
     get_config = tiny_get_config()
     results = sweep.run_sweep(get_config, str(tmp_path), ["erm", "full"], seeds=2)
     assert sorted(os.listdir(tmp_path)) == [
@@ -45,6 +49,21 @@ def test_sweep_runs_each_ablation_and_seed_once_and_tabulates(tmp_path):
         fail, str(tmp_path), ["erm", "full"], seeds=3, train_missing=False
     )
     assert finished == results
+    # Re-evaluating runs the finished runs' final evaluation only.
+    evaluated = []
+
+    def count(argument):
+        evaluated.append(argument)
+        return get_config(argument)
+
+    monkeypatch.setattr(bilevel, "train_step", refuse_training)
+    again = sweep.run_sweep(
+        count, str(tmp_path), ["full"], seeds=2, reevaluate=True, train_missing=False
+    )
+    assert evaluated == ["full,seed=0", "full,seed=1"]
+    for key, value in results["full"][0].items():
+        if key.startswith("eval/"):
+            assert again["full"][0][key] == pytest.approx(value), key
 
     table = sweep.markdown_table(results).splitlines()
     assert table[0].startswith("| run | seeds | DCI D | DCI C")
