@@ -14,9 +14,11 @@ interrupted sweep continues where it stopped. A grid sweeps config arguments:
 runs every combination (here 9) for every ablation and seed. The table has
 one row per ablation and grid cell: mean ± standard deviation over seeds of
 the columns --columns names: 'disentanglement' (the standard protocol's
-metrics, the default), 'fast' (the same with random-forest DCI) or
+metrics, the default), 'fast' (the same with random-forest DCI),
 'transfer' (the transfer evaluation's test accuracies, for experiments
-with a transfer section such as experiments/spurious_shapes3d.py).
+with a transfer section such as experiments/spurious_shapes3d.py) or
+'features' (what the frozen encoders hold: the largest |correlation| of a
+feature with the target and with the spurious attribute).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def _define_flags() -> None:
         "columns",
         "disentanglement",
         list(COLUMN_SETS),
-        "The table's columns: disentanglement, fast or transfer metrics.",
+        "The table's columns: disentanglement, fast, transfer or features.",
     )
     flags.DEFINE_string(
         "output", None, "Markdown table path (default <workdir>/sweep.md)."
@@ -115,10 +117,21 @@ TRANSFER_COLUMNS = (
     ("group DRO worst", "transfer/group_dro/test/worst_group"),
     ("MCC", "eval/mcc"),
 )
+# What the frozen encoders hold: the largest |correlation| of any feature with
+# the target and with the spurious attribute (test split).
+FEATURE_COLUMNS = tuple(
+    (f"{title} {target} |corr|", f"transfer/features/{encoder}/max_{key}")
+    for title, encoder in (("method", "method"), ("ERM", "erm"))
+    for target, key in (
+        ("label", "label_correlation"),
+        ("attribute", "attribute_correlation"),
+    )
+)
 COLUMN_SETS = {
     "disentanglement": COLUMNS,
     "fast": FAST_COLUMNS,
     "transfer": TRANSFER_COLUMNS,
+    "features": FEATURE_COLUMNS,
 }
 
 

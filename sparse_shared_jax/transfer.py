@@ -538,8 +538,13 @@ def _split_scores(head: LinearHead, features, labels, extra_scores) -> dict:
 
 def flatten_record(record: dict) -> dict[str, float]:
     """'transfer/<head>/<split>/<score>' -> value (and the heads' alpha and
-    num_active), for metrics.json and the sweep tables."""
+    num_active, and 'transfer/features/<encoder>/max_label_correlation' and
+    'max_attribute_correlation': the largest |correlation| of any of the
+    encoder's features), for metrics.json and the sweep tables."""
     flat = {}
+    for encoder, correlations in record.get("features", {}).items():
+        for name, values in correlations.items():  # e.g. label_correlation
+            flat[f"transfer/features/{encoder}/max_{name}"] = max(values)
     for head, head_record in record.items():
         if head in ("num_examples", "features"):
             continue

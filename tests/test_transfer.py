@@ -330,3 +330,39 @@ def test_spurious_benchmark_runs_end_to_end_and_reruns_without_training(
             assert again[key] == value, key
     table = sweep.markdown_table(results, sweep.TRANSFER_COLUMNS)
     assert "| full | 1 |" in table and "ERM worst" in table
+
+
+def test_flattened_record_has_the_scores_steps_and_feature_maxima():
+    scores = {"average": 0.9, "worst_group": 0.5, "per_group": {"0": 0.5}}
+    record = {
+        "num_examples": {"test": 10},
+        "sparse_head": {"alpha": 0.1, "num_active": 2, "weights": [], "test": scores},
+        "erm": {
+            "alpha": None,
+            "num_active": 4,
+            "weights": [],
+            "step": 300,
+            "test": scores,
+        },
+        "features": {
+            "method": {
+                "label_correlation": [0.2, 0.8],
+                "attribute_correlation": [0.9, 0.1],
+            },
+        },
+    }
+    flat = transfer.flatten_record(record)
+    assert flat == {
+        "transfer/features/method/max_label_correlation": 0.8,
+        "transfer/features/method/max_attribute_correlation": 0.9,
+        "transfer/sparse_head/alpha": 0.1,
+        "transfer/sparse_head/num_active": 2,
+        "transfer/sparse_head/test/average": 0.9,
+        "transfer/sparse_head/test/worst_group": 0.5,
+        "transfer/erm/num_active": 4,
+        "transfer/erm/step": 300,
+        "transfer/erm/test/average": 0.9,
+        "transfer/erm/test/worst_group": 0.5,
+    }
+    table = sweep.markdown_table({"full": [flat]}, sweep.FEATURE_COLUMNS)
+    assert "| full | 1 | 0.800 | 0.900 | – | – |" in table
