@@ -117,14 +117,19 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
         defaults = configs.benchmark_config(name).to_dict()
     else:
         defaults = configs.base_config().to_dict()
+        if "transfer" in stored:
+            defaults["transfer"] = configs.transfer_config(alphas=()).to_dict()
     return ml_collections.ConfigDict(_merge(defaults, stored))
 
 
 def _merge(defaults: dict, stored: dict) -> dict:
-    """`stored`, with the keys it lacks taken from `defaults` (recursively)."""
+    """`stored`, with the keys it lacks taken from `defaults` (recursively;
+    an `options` dict belongs to its dataset or model and is kept as stored)."""
     merged = dict(defaults)
     for key, value in stored.items():
-        if isinstance(value, dict) and isinstance(defaults.get(key), dict):
+        if key == "options":
+            merged[key] = value
+        elif isinstance(value, dict) and isinstance(defaults.get(key), dict):
             merged[key] = _merge(defaults[key], value)
         else:
             merged[key] = value

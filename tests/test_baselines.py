@@ -10,7 +10,7 @@ import pytest
 from test_transfer import ArraySplit
 
 from sparse_shared_jax import checkpoints, configs, data, train, transfer
-from sparse_shared_jax.trainers import erm
+from sparse_shared_jax.trainers import early_stopping, erm
 
 
 class _SpuriousToy(data.GroundTruthDataset):
@@ -117,7 +117,7 @@ def test_early_stopping_keeps_the_best_validation_step(tmp_path):
     config = spurious_toy_config("erm", steps=400, every=100)
     workdir = str(tmp_path)
     final = train.train_and_evaluate(config, workdir)
-    selection = erm.read_selection(workdir)
+    selection = early_stopping.read_selection(workdir)
     assert selection["step"] in (100, 200, 300, 400)
     assert final["selected_step"] == selection["step"]
     assert final["validation/worst_group"] == selection["worst_group"]
@@ -166,3 +166,17 @@ def test_a_run_from_before_the_baselines_settings_still_resumes(tmp_path):
     config.transfer.dro_step_size = 0.1
     with pytest.raises(ValueError, match=r"transfer.dro_step_size: None -> 0.1"):
         checkpoints.check_workdir_config(str(tmp_path), config, write=False)
+
+
+def test_read_config_keeps_a_datasets_options_and_fills_new_transfer_fields(tmp_path):
+    config = spurious_toy_method_config(steps=10, every=100)
+    config.data.options = {"agreement": 0.9}
+    stored = json.loads(config.to_json())
+    del stored["transfer"]["group_dro"]
+    with open(tmp_path / checkpoints.CONFIG_FILE, "w") as f:
+        json.dump(stored, f)
+    read = checkpoints.read_config(str(tmp_path))
+    # The base config's dataset options are another dataset's: not merged in.
+    assert read.data.options.to_dict() == {"agreement": 0.9}
+    assert read.transfer.group_dro is False  # the default, as the run behaved
+    assert read.transfer.erm_steps == 10

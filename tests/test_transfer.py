@@ -11,7 +11,7 @@ import pytest
 from test_train import shrink
 
 from sparse_shared_jax import bilevel, configs, data, sweep, train, transfer
-from sparse_shared_jax.trainers import erm
+from sparse_shared_jax.trainers import early_stopping, erm
 
 
 def spurious_features(num, agreement, rng, noise=0.2):
@@ -310,7 +310,7 @@ def test_spurious_benchmark_runs_end_to_end_and_reruns_without_training(
         record = json.load(f)
     # The baselines are early-stopped: validated at step 2 and at the end.
     for baseline in ("erm", "group_dro"):
-        selection = erm.read_selection(str(run_dir / baseline))
+        selection = early_stopping.read_selection(str(run_dir / baseline))
         assert record[baseline]["step"] == selection["step"] in (2, 3)
         assert final[f"transfer/{baseline}/step"] == selection["step"]
     assert len(record["group_dro"]["weights"]) == 4  # k

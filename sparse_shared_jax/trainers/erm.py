@@ -25,7 +25,8 @@ config.transfer.erm_eval_every_steps steps and at the end, the model's
 accuracy on the benchmark's group-balanced validation split is measured,
 and the step with the best worst-group accuracy (ties: the better average,
 then the earlier step) is the baseline; its state is kept in `<run>/best`
-(0 = no early stopping: the last step is the baseline).
+(`trainers.early_stopping`; 0 = no early stopping: the last step is the
+baseline).
 
 Both run through the same loop as the method (`loop.run`), with orbax
 checkpoints under their own workdir, so they resume like any other run.
@@ -36,7 +37,6 @@ a baseline of a method's run in `<workdir>/erm` or `<workdir>/group_dro`.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from typing import NamedTuple
@@ -48,23 +48,14 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from sparse_shared_jax import (
-    atomic_files,
-    checkpoints,
-    evaluate,
-    loop,
-    parallel,
-    transfer,
-)
+from sparse_shared_jax import evaluate, loop, parallel, transfer
 from sparse_shared_jax.data import labelled
+from sparse_shared_jax.trainers import early_stopping
 
 # The baselines' trainer names; each run's directory inside the method's
 # workdir has the same name.
 ERM, GROUP_DRO = "erm", "group_dro"
 BASELINES = (ERM, GROUP_DRO)
-# Inside a baseline's run directory: the early-stopped state and its scores.
-BEST_DIR = "best"
-SELECTION_FILE = "selection.json"
 
 
 class ErmBatch(NamedTuple):
@@ -255,31 +246,13 @@ def group_dro_train_step(
     return state, metrics
 
 
-def read_selection(workdir: str) -> dict | None:
-    """The early-stopping record of a baseline's run (or None): {'step',
-    'average', 'worst_group'} of the best validation step so far."""
-    path = os.path.join(workdir, BEST_DIR, SELECTION_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def _is_better(scores: dict, best: dict | None) -> bool:
-    """Better validation scores: worst group first, then average."""
-    if best is None:
-        return True
-    key = ("worst_group", "average")
-    return tuple(scores[k] for k in key) > tuple(best[k] for k in key)
-
-
 def _early_stopping(workdir: str, split: labelled.LabelledSplit, rows: np.ndarray):
-    """(evaluate, finish) for loop.Job: score the state on the validation
-    split, keep the best state in `<workdir>/best`."""
+    """(evaluate, finish) for loop.Job: the state's accuracy on the `rows`
+    of the validation split, the best state kept (`early_stopping.BestStep`)."""
     labels = {name: column[rows] for name, column in split.labels.items()}
-    best_dir = os.path.join(workdir, BEST_DIR)
+    best = early_stopping.BestStep(workdir)
 
-    def scores_of(state, layout) -> dict[str, float]:
+    def score_and_keep(state, layout) -> dict[str, float]:
         params = state.params
         features = evaluate.encode_rows(
             params["encoder"],
@@ -288,58 +261,27 @@ def _early_stopping(workdir: str, split: labelled.LabelledSplit, rows: np.ndarra
             lambda positions: split.inputs(rows[positions]),
             batch_size=transfer.ENCODE_BATCH_SIZE,
             mesh=layout.mesh,
-        )
+        )  # [n, k]
         head = transfer.raw_feature_head(
             parallel.gather_to_host(params["weights"]),
             parallel.gather_to_host(params["bias"]),
         )
         scores = transfer.group_scores(head, features, labels["label"], labels["group"])
-        return {k: scores[k] for k in ("average", "worst_group")}
-
-    def score_and_keep(state, layout) -> dict[str, float]:
-        scores = scores_of(state, layout)
-        step = int(state.step)
-        if _is_better(scores, read_selection(workdir)):
-            keeper = checkpoints.Checkpointer(best_dir, max_to_keep=1)
-            try:
-                keeper.save(step, state)
-            finally:
-                keeper.close()
-            if parallel.is_main_process():
-                atomic_files.write_json(
-                    os.path.join(best_dir, SELECTION_FILE), {"step": step, **scores}
-                )
+        scores = {k: scores[k] for k in ("average", "worst_group")}
+        best.offer(int(state.step), scores, state)
         return {f"validation/{k}": v for k, v in scores.items()}
 
     def finish(state, layout, writer) -> dict:
         last = score_and_keep(state, layout)
-        selection = read_selection(workdir)
         return {
             **{f"last_step/{k}": v for k, v in last.items()},
-            "selected_step": selection["step"],
-            **{f"validation/{k}": selection[k] for k in ("average", "worst_group")},
+            "selected_step": best.selection["step"],
+            **{
+                f"validation/{k}": best.selection[k] for k in ("average", "worst_group")
+            },
         }
 
     return score_and_keep, finish
-
-
-def _refuse_unselected(config, workdir: str) -> None:
-    """A run trained past its first validation step without early stopping
-    cannot be early-stopped afterwards."""
-    every = config.transfer.erm_eval_every_steps
-    directory = os.path.join(workdir, checkpoints.CHECKPOINT_DIR)
-    if not every or read_selection(workdir) or not os.path.isdir(directory):
-        return
-    steps = [int(name) for name in os.listdir(directory) if name.isdigit()]
-    if steps and max(steps) >= every:
-        raise ValueError(
-            f"The baseline run in {workdir} was trained to step {max(steps)} "
-            "without early stopping (it has no "
-            f"{os.path.join(BEST_DIR, SELECTION_FILE)}), so its best validation "
-            "step is unknown. Delete that directory to retrain it with early "
-            "stopping, or set config.transfer.erm_eval_every_steps=0 to use its "
-            "last step."
-        )
 
 
 def prepare(config: ml_collections.ConfigDict, workdir: str) -> loop.Job:
@@ -440,14 +382,15 @@ def load(config: ml_collections.ConfigDict, workdir: str) -> transfer.ErmModel:
     the early-stopped state when config.transfer.erm_eval_every_steps > 0,
     else the last checkpoint's."""
     trainer = sys.modules[__name__]
-    selection = read_selection(workdir)
+    selection = early_stopping.read_selection(workdir)
     if config.transfer.erm_eval_every_steps and selection is None:
         raise FileNotFoundError(
-            f"No early-stopping record in {os.path.join(workdir, BEST_DIR)}; "
-            "finish training the baseline first (train_or_load)."
+            "No early-stopping record in "
+            f"{os.path.join(workdir, early_stopping.BEST_DIR)}; finish training "
+            "the baseline first (train_or_load)."
         )
     if config.transfer.erm_eval_every_steps:
-        best_dir = os.path.join(workdir, BEST_DIR)
+        best_dir = os.path.join(workdir, early_stopping.BEST_DIR)
         state, _ = loop.restore(config, best_dir, trainer, selection["step"])
     else:
         state, _ = loop.restore(config, workdir, trainer)
@@ -472,6 +415,6 @@ def train_or_load(
         return None
     derived = erm_config(config, trainer)
     directory = os.path.join(workdir, trainer)
-    _refuse_unselected(derived, directory)
+    early_stopping.refuse_unselected(directory, config.transfer.erm_eval_every_steps)
     loop.run(derived, directory, sys.modules[__name__])
     return load(derived, directory)
