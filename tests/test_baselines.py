@@ -7,9 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_transfer import ArraySplit
+from test_transfer import ArraySplit, toy_method_config
 
-from sparse_shared_jax import checkpoints, configs, data, train, transfer
+from sparse_shared_jax import checkpoints, data, train, transfer
 from sparse_shared_jax.trainers import early_stopping, erm
 
 
@@ -47,16 +47,7 @@ data.register_ground_truth("test_spurious_toy", _SpuriousToy)
 
 def spurious_toy_method_config(steps, every):
     """A method's config whose baselines train on the spurious toy."""
-    config = configs.base_config()
-    config.data.name = "test_spurious_toy"
-    config.data.options = {}
-    config.model.num_features = 4
-    config.model.options.hidden_sizes = (32,)
-    config.log_every_steps = 50
-    config.checkpoint.every_steps = 100
-    config.transfer = configs.transfer_config(alphas=(0.0,))
-    config.transfer.erm_steps = steps
-    config.transfer.erm_learning_rate = 1e-2
+    config = toy_method_config("test_spurious_toy", {}, steps)
     config.transfer.erm_eval_every_steps = every
     return config
 

@@ -210,11 +210,12 @@ class _ToyTarget(data.GroundTruthDataset):
 data.register_ground_truth("test_toy_target", _ToyTarget)
 
 
-def toy_erm_config(num_classes=2, steps=300):
-    """The ERM run of a vector experiment on the toy target."""
+def toy_method_config(name, options, steps):
+    """A vector experiment whose baselines train `steps` steps on the
+    labelled splits of the registered dataset `name`."""
     config = configs.base_config()
-    config.data.name = "test_toy_target"
-    config.data.options = {"num_classes": num_classes}
+    config.data.name = name
+    config.data.options = options
     config.model.num_features = 4
     config.model.options.hidden_sizes = (32,)
     config.log_every_steps = 50
@@ -222,7 +223,13 @@ def toy_erm_config(num_classes=2, steps=300):
     config.transfer = configs.transfer_config(alphas=(0.0,))
     config.transfer.erm_steps = steps
     config.transfer.erm_learning_rate = 1e-2
-    return erm.erm_config(config)
+    return config
+
+
+def toy_erm_config(num_classes=2, steps=300):
+    """The ERM run of a vector experiment on the toy target."""
+    options = {"num_classes": num_classes}
+    return erm.erm_config(toy_method_config("test_toy_target", options, steps))
 
 
 @pytest.mark.parametrize("num_classes, accuracy", [(2, 0.95), (3, 0.9)])
