@@ -79,9 +79,7 @@ def check_workdir_config(
         # A field added to the package after the run started may keep its
         # default (the old run behaved as the default does); 'trainer' was
         # added with both values, each matching how older runs were run.
-        defaults = _flatten(json.loads(configs.base_config().to_json()))
-        transfer_defaults = configs.transfer_config(alphas=()).to_dict()
-        defaults.update(_flatten({"transfer": transfer_defaults}))
+        defaults = _flatten(_defaults_of(stored, with_transfer=True))
         defaults.update(trainer=new.get("trainer"))
         differing = sorted(
             key
@@ -100,7 +98,13 @@ def check_workdir_config(
                 "resume the old run."
             )
     if write:
-        atomic_files.write_text(path, config.to_json(indent=2))
+        record_config(workdir, config)
+
+
+def record_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+    """Writes `config` to `workdir/config.json` (atomically)."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    atomic_files.write_text(path, config.to_json(indent=2))
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
@@ -112,14 +116,22 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
     """
     with open(os.path.join(workdir, CONFIG_FILE)) as f:
         stored = json.load(f)
+    return ml_collections.ConfigDict(
+        _merge(_defaults_of(stored, "transfer" in stored), stored)
+    )
+
+
+def _defaults_of(stored: dict, with_transfer: bool) -> dict:
+    """The package's current defaults for a recorded config (a dict): those
+    of its benchmark, or the ground-truth ones (with the transfer section's
+    if `with_transfer`)."""
     name = stored["data"]["name"]
     if name.split("/")[0] in benchmarks.BENCHMARKS:
-        defaults = configs.benchmark_config(name).to_dict()
-    else:
-        defaults = configs.base_config().to_dict()
-        if "transfer" in stored:
-            defaults["transfer"] = configs.transfer_config(alphas=()).to_dict()
-    return ml_collections.ConfigDict(_merge(defaults, stored))
+        return configs.benchmark_config(name).to_dict()
+    defaults = configs.base_config().to_dict()
+    if with_transfer:
+        defaults["transfer"] = configs.transfer_config(alphas=()).to_dict()
+    return defaults
 
 
 def _merge(defaults: dict, stored: dict) -> dict:

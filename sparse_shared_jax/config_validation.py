@@ -95,11 +95,12 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     correlation = config.data.correlation
     _require(0.0 <= correlation < 1.0, "data.correlation", "in [0, 1)", correlation)
     if "transfer" in config:
-        _validate_transfer(config)
+        validate_transfer(config)
 
 
-def _validate_transfer(config: ml_collections.ConfigDict) -> None:
-    """The `transfer` section (configs.transfer_config)."""
+def validate_transfer(config: ml_collections.ConfigDict) -> None:
+    """Checks the `transfer` section (configs.transfer_config); ConfigError
+    names the field."""
     _require_at_least(config, "transfer.max_examples", 0)
     _require_at_least(config, "transfer.head_maxiter", 1)
     _require(
@@ -141,7 +142,7 @@ def validate_benchmark_config(config: ml_collections.ConfigDict) -> None:
     _require_choice(config, "data.label_type", ("binary", "multiclass"))
     _require_at_least(config, "data.num_classes", 2)
     _require_at_least(config, "eval.num_episodes", 1)
-    _validate_transfer(config)
+    validate_transfer(config)
     spec = benchmarks.BENCHMARKS[config.data.name.split("/")[0]]
     meta_tasks.check_task_fields(
         task_fields(config),

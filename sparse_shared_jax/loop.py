@@ -227,7 +227,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, trainer: Trainer) -> di
     job = trainer.prepare(config, workdir)
     # Recorded once the data agreed with the config, so that a config the
     # trainer refused can be fixed and rerun in the same workdir.
-    checkpoints.check_workdir_config(workdir, config, write=parallel.is_main_process())
+    if parallel.is_main_process():
+        checkpoints.record_config(workdir, config)
     layout = layout_of(config, job)
     logging.info(
         "%d device(s) in %d process(es); mesh %s; parameters %s",

@@ -171,3 +171,20 @@ def test_read_config_keeps_a_datasets_options_and_fills_new_transfer_fields(tmp_
     assert read.data.options.to_dict() == {"agreement": 0.9}
     assert read.transfer.group_dro is False  # the default, as the run behaved
     assert read.transfer.erm_steps == 10
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("erm_steps", 0, "transfer.erm_steps must be >= 1"),
+        ("dro_step_size", 0.0, "transfer.dro_step_size must be > 0"),
+        ("erm_learning_rate", -1.0, "transfer.erm_learning_rate must be > 0"),
+    ],
+)
+def test_a_baseline_config_out_of_range_is_refused_naming_the_field(
+    field, value, message
+):
+    config = spurious_toy_method_config(steps=10, every=5)
+    config.transfer[field] = value
+    with pytest.raises(ValueError, match=message):
+        erm.validate(erm.erm_config(config, erm.GROUP_DRO))

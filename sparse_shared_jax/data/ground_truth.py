@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 
+import ml_collections
 import numpy as np
 
 from sparse_shared_jax.data import factor_sampling
@@ -64,6 +65,14 @@ class GroundTruthDataset(abc.ABC):
     @abc.abstractmethod
     def observations(self, factors: np.ndarray) -> np.ndarray:
         """Renders observations: int [num, K] -> float32 [num, *observation_shape]."""
+
+    def check_encoder(self, model: ml_collections.ConfigDict) -> None:
+        """Raises ConfigError if `model` cannot read these observations.
+
+        Every image or vector encoder reads float observations; datasets of
+        token ids (data.sentences) check the text encoder's vocabulary.
+        """
+        del model
 
     def factor_values(self, factors: np.ndarray) -> np.ndarray:
         """Maps factor indices to real values: int [num, K] -> float [num, K].

@@ -239,7 +239,3 @@ class SpuriousSentences(spurious.SpuriousBenchmark):
             label_factor,
             attribute_factor,
         )
-
-    def check_encoder(self, model: ml_collections.ConfigDict) -> None:
-        """As `GeneratedSentences.check_encoder`."""
-        self._base.check_encoder(model)

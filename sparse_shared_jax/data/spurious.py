@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import ml_collections
 import numpy as np
 
 from sparse_shared_jax.data.ground_truth import (
@@ -326,6 +327,10 @@ class SpuriousBenchmark(GroundTruthDataset):
     def factor_values(self, factors: np.ndarray) -> np.ndarray:
         """The base dataset's: int [num, K] -> float [num, K]."""
         return self._base.factor_values(factors)
+
+    def check_encoder(self, model: ml_collections.ConfigDict) -> None:
+        """The base dataset's (see GroundTruthDataset.check_encoder)."""
+        self._base.check_encoder(model)
 
     def split(self, name: str) -> SpuriousSplit:
         """Renders the labelled split `name` ('train', 'validation' or 'test')."""

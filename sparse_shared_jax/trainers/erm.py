@@ -48,8 +48,9 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from sparse_shared_jax import evaluate, loop, parallel, transfer
+from sparse_shared_jax import config_validation, evaluate, loop, parallel, transfer
 from sparse_shared_jax.data import labelled
+from sparse_shared_jax.errors import ConfigError
 from sparse_shared_jax.trainers import early_stopping
 
 # The baselines' trainer names; each run's directory inside the method's
@@ -88,30 +89,22 @@ def erm_config(
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Checks the fields the baselines read; ValueError names the field."""
-    for field, minimum in (
-        ("num_train_steps", 1),
-        ("log_every_steps", 1),
-        ("checkpoint.every_steps", 1),
-        ("checkpoint.max_to_keep", 1),
-        ("transfer.erm_batch_size", 1),
-        ("transfer.erm_eval_every_steps", 0),
-    ):
-        value = config
-        for part in field.split("."):
-            value = value[part]
-        if value < minimum:
-            raise ValueError(f"config.{field} must be >= {minimum}; got {value!r}.")
-    if config.outer.learning_rate <= 0:
-        raise ValueError(
-            "config.transfer.erm_learning_rate must be > 0; got "
-            f"{config.outer.learning_rate!r}."
-        )
-    if config.trainer == GROUP_DRO and not config.transfer.dro_step_size > 0:
-        raise ValueError(
-            "config.transfer.dro_step_size must be > 0 (the group weights' "
-            f"ascent step; Sagawa et al. use 0.01); got "
-            f"{config.transfer.dro_step_size!r}."
+    """Checks a baseline's config (see `erm_config`); ConfigError names the
+    field.
+
+    A baseline's config is its method's, so the method's checks apply; the
+    transfer section, which sets the baseline's, is checked first so that its
+    fields are the ones named; the baseline itself needs a step.
+    """
+    config_validation.validate_transfer(config)
+    if config_validation.is_benchmark_config(config):
+        config_validation.validate_benchmark_config(config)
+    else:
+        config_validation.validate_config(config)
+    if config.num_train_steps < 1:
+        raise ConfigError(
+            "config.transfer.erm_steps must be >= 1 to train a baseline; got "
+            f"{config.num_train_steps!r}."
         )
 
 

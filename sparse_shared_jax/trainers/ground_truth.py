@@ -96,8 +96,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> loop.Job:
     """The pieces of a ground-truth run (see loop.Job)."""
     settings = bilevel_settings(config)
     dataset = data.ground_truth(config.data.name, **config.data.options.to_dict())
-    if hasattr(dataset, "check_encoder"):  # e.g. token ids need a text encoder
-        dataset.check_encoder(config.model)
+    dataset.check_encoder(config.model)
     sampler = make_episode_sampler(config, dataset)
     fast = evaluate.Protocol.fast(config.eval.num_samples)
     return bilevel_job(
