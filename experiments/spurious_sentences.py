@@ -1,17 +1,21 @@
 """The generated text benchmark: sentences with known factors and a spurious token.
 
 Sentences of a small grammar (sparse_shared_jax/data/sentences.py) whose six
-factors are known: subject, tense, object (two per topic), negation,
-adjective (four negative, four positive) and the ending ("." or "!"). The
-target is the adjective's polarity; the spurious attribute is the ending,
-"!" going with a positive adjective on 99% of the 4,800 training sentences
-(24 in each minority group) and independent of it on the validation and
-test splits. A small pre-LayerNorm BERT-style encoder is trained from
-scratch on the grammar's own WordPiece vocabulary, meta-trained on episodes
-of the training split's sentences with binary tasks on two random factors
-each, so the identifiability metrics (DCI, MIG, MCC on uniformly drawn
-factors) apply to text too; then the transfer evaluation and its baselines
-run as in experiments/spurious_shapes3d.py.
+factors are known: subject, tense, object (two per topic), negation, the
+sentiment (four negative, four positive meanings; "not" flips the written
+adjective, so "was not terrible" is positive) and the ending ("." or "!").
+The target is the sentence's sentiment, which needs two words (the negation
+and the adjective); the spurious attribute is the ending, one token, "!"
+going with a positive sentence on 99% of the 4,800 training sentences (24
+in each minority group) and independent of it on the validation and test
+splits. (With the target the written adjective's polarity, one token as
+easy as the ending, ERM scores 1.000 on every group: see
+results/spurious_sentences.md.) A small pre-LayerNorm BERT-style encoder is
+trained from scratch on the grammar's own WordPiece vocabulary,
+meta-trained on episodes of the training split's sentences with binary
+tasks on two random factors each, so the identifiability metrics (DCI, MIG,
+MCC on uniformly drawn factors) apply to text too; then the transfer
+evaluation and its baselines run as in experiments/spurious_shapes3d.py.
 
     python -m sparse_shared_jax.main --config=experiments/spurious_sentences.py \
         --workdir=workdirs/spurious_sentences
@@ -43,13 +47,17 @@ def get_config(argument: str | None = None) -> ml_collections.ConfigDict:
             "validation_size": 1000,
             "test_size": 2000,
             "split_seed": 0,
-            "label_factor": "adjective",
+            "label_factor": "sentiment",
             "attribute_factor": "ending",
             # '' = the grammar's own vocabulary; a BERT vocab.txt that covers
             # the grammar also works (set model.options' vocab_size, pad_id
             # and sep_id to its own).
             "vocab_path": "",
             "max_length": sentences.DEFAULT_MAX_LENGTH,
+            # The fifth factor is the sentence's sentiment, which "not" flips
+            # the written adjective of: no single token gives the target
+            # away, where the ending "!" does (see data/sentences.py).
+            "negation_flips": True,
         }
     )
     # The training split's label-attribute correlation, 2 p - 1.

@@ -24,6 +24,38 @@ def test_every_factor_combination_is_its_own_sentence():
     )
 
 
+def test_with_negation_flips_no_single_token_gives_the_sentiment_away():
+    dataset = data.ground_truth("sentences", negation_flips=True)
+    assert dataset.factor_names[4] == "sentiment"
+    factors = sentences.all_factors()
+    texts = [sentences.sentence(f, negation_flips=True) for f in factors]
+    assert len(set(texts)) == len(texts)
+    # Meaning 0 ("terrible") under "not" writes its antonym.
+    assert sentences.sentence([1, 1, 6, 1, 0, 1], negation_flips=True) == (
+        "my sister thought that the concert was not wonderful !"
+    )
+    assert sentences.sentence([1, 1, 6, 0, 0, 1], negation_flips=True) == (
+        "my sister thought that the concert was terrible !"
+    )
+    # Over the whole grammar every token id goes with a positive sentence
+    # exactly half the time; the written adjective's polarity and the
+    # negation together give it.
+    positive = factors[:, 4] >= 4  # [N]
+    ids = dataset.observations(factors)  # [N, L]
+    for token in np.unique(ids):
+        has_token = np.any(ids == token, axis=1)
+        if not has_token.all():
+            assert positive[has_token].mean() == 0.5, token
+    written = np.array([sentences.ADJECTIVES.index(t.split()[-2]) for t in texts])
+    np.testing.assert_array_equal(positive, (written >= 4) != (factors[:, 3] == 1))
+    spurious_split = data.ground_truth(
+        "spurious_sentences", negation_flips=True, label_factor="sentiment"
+    ).split("validation")
+    np.testing.assert_array_equal(
+        spurious_split.labels["label"], spurious_split.factors[:, 4] >= 4
+    )
+
+
 def test_observations_are_the_tokenized_sentences_and_decode_back():
     dataset = data.ground_truth("sentences")
     factors = dataset.sample_factors(50, np.random.default_rng(0))

@@ -216,13 +216,19 @@ def test_collapse_warning_when_heads_use_fewer_features_than_tasks_need():
     config = load_config(VECTOR_EXPERIMENT)
     dataset = data.ground_truth(config.data.name, **config.data.options.to_dict())
     sampler = ground_truth.make_episode_sampler(config, dataset)
-    warnings_at = ground_truth.collapse_warnings(sampler)
+    warnings_at = ground_truth.collapse_warnings(sampler, "usage")
     support = sampler.draw(sampler.rng(9)).tasks.support  # the tasks of step 10
     needed, per_task = int(support.any(axis=0).sum()), support.sum(axis=1).mean()
     healthy = {"distinct_features": needed, "active_features": per_task}
     assert warnings_at(10, healthy) == []
     (too_few,) = warnings_at(10, {**healthy, "distinct_features": needed - 1})
     assert "possible collapse" in too_few and "share.weight" in too_few
+    assert "share.variant='count'" in too_few
+    # A run whose sharing term already counts features is not told to.
+    (advice,) = ground_truth.collapse_warnings(sampler, "count")(
+        10, {**healthy, "distinct_features": needed - 1}
+    )
+    assert "share.variant" not in advice
     assert warnings_at(10, {**healthy, "active_features": 0.5 * per_task})
 
 

@@ -17,6 +17,13 @@ factors (their values in the order of the tuples below):
 * ``ending`` (2): "." or "!", a token that carries no meaning here and so
   makes a clean spurious cue.
 
+With ``negation_flips=True`` the fifth factor is instead ``sentiment`` (8):
+what the sentence says, four negative then four positive meanings; the
+word written is the meaning's adjective, or under "not" its antonym (the
+adjective four places away: "was not terrible" says what "was wonderful"
+says). The sentence's sentiment is then a function of two words, the
+negation and the adjective, and no single token gives it away.
+
 Observations are the sentences' WordPiece ids, int32 [max_length]
 ([CLS] words [SEP] [PAD]...), read by the 'bert' encoder
 (`models.TextTransformer`). The tokenizer's vocabulary is the grammar's own
@@ -79,6 +86,8 @@ ADJECTIVES = (
 )
 ENDINGS = (".", "!")
 FACTOR_NAMES = ("subject", "tense", "object", "negation", "adjective", "ending")
+# The factor names with negation_flips=True (module doc).
+FLIPPED_FACTOR_NAMES = FACTOR_NAMES[:4] + ("sentiment",) + FACTOR_NAMES[5:]
 FACTOR_SIZES = tuple(
     len(values)
     for values in (SUBJECTS, TENSES, OBJECTS, NEGATIONS, ADJECTIVES, ENDINGS)
@@ -88,9 +97,15 @@ SPECIAL_TOKENS = (tokenizer.PAD, tokenizer.UNK, tokenizer.CLS, tokenizer.SEP, "[
 DEFAULT_MAX_LENGTH = 16
 
 
-def sentence(factors: np.ndarray) -> str:
-    """The sentence of one factor combination: int [6] -> str."""
+def sentence(factors: np.ndarray, negation_flips: bool = False) -> str:
+    """The sentence of one factor combination: int [6] -> str.
+
+    With `negation_flips`, factor 4 is the sentiment and a negated sentence
+    writes its antonym (module doc).
+    """
     subject, tense, obj, negation, adjective, ending = (int(f) for f in factors)
+    if negation_flips and negation:
+        adjective = (adjective + len(ADJECTIVES) // 2) % len(ADJECTIVES)
     verb, copula = TENSES[tense]
     words = [SUBJECTS[subject], verb, "that", OBJECTS[obj], copula]
     words += [NEGATIONS[negation]] if NEGATIONS[negation] else []
@@ -139,12 +154,20 @@ class GeneratedSentences(GroundTruthDataset):
       vocab_path: a BERT-style vocab.txt ('': the grammar's own vocabulary,
         `grammar_vocabulary`).
       max_length: L, the token ids per sentence, special tokens included.
+      negation_flips: whether factor 4 is the sentence's sentiment, which
+        "not" flips the written adjective of (module doc), rather than the
+        written adjective.
     """
 
-    factor_names = FACTOR_NAMES
     factor_sizes = FACTOR_SIZES
 
-    def __init__(self, vocab_path: str = "", max_length: int = DEFAULT_MAX_LENGTH):
+    def __init__(
+        self,
+        vocab_path: str = "",
+        max_length: int = DEFAULT_MAX_LENGTH,
+        negation_flips: bool = False,
+    ):
+        self.factor_names = FLIPPED_FACTOR_NAMES if negation_flips else FACTOR_NAMES
         if vocab_path:
             vocab = tokenizer.load_vocab(vocab_path)
             check_vocabulary(vocab, vocab_path)
@@ -155,7 +178,7 @@ class GeneratedSentences(GroundTruthDataset):
         self.observation_dtype = np.int32
         wordpiece = tokenizer.WordPieceTokenizer(vocab)
         self.pad_id, self.sep_id = wordpiece.pad_id, wordpiece.sep_id
-        texts = [sentence(f) for f in all_factors()]
+        texts = [sentence(f, negation_flips) for f in all_factors()]
         longest = max(len(wordpiece.tokenize(text)) for text in texts) + 2
         if max_length < longest:
             raise ValueError(
@@ -211,9 +234,11 @@ class SpuriousSentences(spurious.SpuriousBenchmark):
     """`GeneratedSentences` with a biased training split (data.spurious).
 
     Args:
-      vocab_path, max_length: as `GeneratedSentences`'.
+      vocab_path, max_length, negation_flips: as `GeneratedSentences`'.
       Others as `data.spurious.SpuriousBenchmark`'s; by default the target
-      is the adjective's polarity and the attribute the ending ("!" = 1).
+      is the adjective's polarity and the attribute the ending ("!" = 1);
+      with negation_flips, label_factor 'sentiment' makes the target the
+      sentence's sentiment.
     """
 
     def __init__(
@@ -227,9 +252,10 @@ class SpuriousSentences(spurious.SpuriousBenchmark):
         attribute_factor: str = "ending",
         vocab_path: str = "",
         max_length: int = DEFAULT_MAX_LENGTH,
+        negation_flips: bool = False,
     ):
         super().__init__(
-            GeneratedSentences(vocab_path, max_length),
+            GeneratedSentences(vocab_path, max_length, negation_flips),
             "spurious_sentences",
             agreement,
             train_size,

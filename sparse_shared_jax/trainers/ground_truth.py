@@ -107,7 +107,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> loop.Job:
         evaluate=lambda state, layout: (
             _scores(config, dataset, state, layout, fast).scores
         ),
-        warnings_at=collapse_warnings(sampler),
+        warnings_at=collapse_warnings(sampler, config.share.variant),
         finish=functools.partial(_finish, config, workdir, dataset, settings),
         summary=functools.partial(
             final_summary, config, os.path.join(workdir, PICTURES_DIR)
@@ -116,7 +116,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> loop.Job:
 
 
 def collapse_warnings(
-    sampler: data.EpisodeSampler,
+    sampler: data.EpisodeSampler, share_variant: str
 ) -> Callable[[int, dict[str, float]], list[str]]:
     """Warnings when the heads use fewer features than the tasks need.
 
@@ -125,8 +125,10 @@ def collapse_warnings(
     use fewer features than their labels depend on. Warns when the episode's
     distinct features are fewer than the factors its tasks depend on, or the
     features per task fall below COLLAPSE_FRACTION of the true factors per
-    task.
+    task. The advice names share.variant='count' unless `share_variant`
+    (the run's config.share.variant) already is.
     """
+    advice = "" if share_variant == "count" else " or use share.variant='count'"
 
     def warnings_at(step: int, values: dict[str, float]) -> list[str]:
         support = sampler.draw(sampler.rng(step - 1)).tasks.support  # bool [T, K]
@@ -143,7 +145,7 @@ def collapse_warnings(
             f"({per_task:.2f} per task) for tasks that depend on "
             f"{factors_needed} factors ({factors_per_task:.2f} per task); if "
             "this persists, lower share.weight (now "
-            f"{values.get('share_weight', 0.0):.3g}) or use share.variant='count'."
+            f"{values.get('share_weight', 0.0):.3g}){advice}."
         ]
 
     return warnings_at
