@@ -75,6 +75,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             "its config from configs.benchmark_config (config.trainer "
             "'benchmark'), as experiments/celeba.py does."
         )
+    if "transfer" in config:
+        # First: a baseline's steps and learning rate are derived from these
+        # fields (trainers/erm.erm_config), so an error names the source.
+        validate_transfer(config)
     _validate_training(config)
     _require_at_least(config, "eval.num_samples", 10)
     _require_at_least(config, "eval.final_num_train", 10)
@@ -94,8 +98,6 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     _require_choice(config, "data.label_type", LOSS_OF_LABEL_TYPE)
     correlation = config.data.correlation
     _require(0.0 <= correlation < 1.0, "data.correlation", "in [0, 1)", correlation)
-    if "transfer" in config:
-        validate_transfer(config)
 
 
 def validate_transfer(config: ml_collections.ConfigDict) -> None:
@@ -132,6 +134,7 @@ def is_benchmark_config(config: ml_collections.ConfigDict) -> bool:
 
 def validate_benchmark_config(config: ml_collections.ConfigDict) -> None:
     """Checks a `configs.benchmark_config` config; ValueError names the field."""
+    validate_transfer(config)  # first, as in validate_config
     _validate_training(config)
     _require(
         is_benchmark_config(config),
@@ -142,7 +145,6 @@ def validate_benchmark_config(config: ml_collections.ConfigDict) -> None:
     _require_choice(config, "data.label_type", ("binary", "multiclass"))
     _require_at_least(config, "data.num_classes", 2)
     _require_at_least(config, "eval.num_episodes", 1)
-    validate_transfer(config)
     spec = benchmarks.BENCHMARKS[config.data.name.split("/")[0]]
     meta_tasks.check_task_fields(
         task_fields(config),

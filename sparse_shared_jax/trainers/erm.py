@@ -92,11 +92,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     """Checks a baseline's config (see `erm_config`); ConfigError names the
     field.
 
-    A baseline's config is its method's, so the method's checks apply; the
-    transfer section, which sets the baseline's, is checked first so that its
-    fields are the ones named; the baseline itself needs a step.
+    A baseline's config is its method's, so the method's checks apply (they
+    check the transfer section, which sets the baseline's steps and learning
+    rate, first, so its fields are the ones named); a baseline needs a step.
     """
-    config_validation.validate_transfer(config)
     if config_validation.is_benchmark_config(config):
         config_validation.validate_benchmark_config(config)
     else:
