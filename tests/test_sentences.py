@@ -103,6 +103,8 @@ def test_the_spurious_sentences_have_the_requested_groups_and_labels():
     np.testing.assert_array_equal(split.images, dataset.observations(split.factors))
     test = dataset.split("test")
     np.testing.assert_array_equal(np.bincount(test.labels["group"]), [500] * 4)
+    flipped = data.ground_truth("spurious_sentences", negation_flips=True)
+    assert flipped.label_factor == "sentiment"  # the default target follows
     with pytest.raises(ValueError, match="agreement must be in"):
         data.ground_truth("spurious_sentences", agreement=1.0)
     with pytest.raises(ValueError, match=r"Unknown factor 'topic'.*'subject'"):

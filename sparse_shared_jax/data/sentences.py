@@ -235,10 +235,11 @@ class SpuriousSentences(spurious.SpuriousBenchmark):
 
     Args:
       vocab_path, max_length, negation_flips: as `GeneratedSentences`'.
-      Others as `data.spurious.SpuriousBenchmark`'s; by default the target
-      is the adjective's polarity and the attribute the ending ("!" = 1);
-      with negation_flips, label_factor 'sentiment' makes the target the
-      sentence's sentiment.
+      label_factor: the target's factor; by default the fifth factor, i.e.
+        the written adjective's polarity, or with negation_flips the
+        sentence's sentiment.
+      Others as `data.spurious.SpuriousBenchmark`'s; by default the
+      attribute is the ending ("!" = 1).
     """
 
     def __init__(
@@ -248,12 +249,15 @@ class SpuriousSentences(spurious.SpuriousBenchmark):
         validation_size: int = 1000,
         test_size: int = 2000,
         split_seed: int = 0,
-        label_factor: str = "adjective",
+        label_factor: str | None = None,
         attribute_factor: str = "ending",
         vocab_path: str = "",
         max_length: int = DEFAULT_MAX_LENGTH,
         negation_flips: bool = False,
     ):
+        if label_factor is None:
+            names = FLIPPED_FACTOR_NAMES if negation_flips else FACTOR_NAMES
+            label_factor = names[4]
         super().__init__(
             GeneratedSentences(vocab_path, max_length, negation_flips),
             "spurious_sentences",
